@@ -1,0 +1,47 @@
+# ChatPad — the two commands are `make dev` and `make test`; both install what they need.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV := .venv
+PY := $(VENV)/bin/python
+WITH_SERVICES := infra/with-services.sh
+
+.PHONY: help bootstrap services services-stop migrate seed build dev test lint bench clean-local
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+bootstrap: ## Install the local tools (virtualenv with embedded Postgres, moto, cargo-lambda, cfn-lint, model)
+	@infra/bootstrap.sh
+
+services: bootstrap ## Start Postgres+pgvector and moto (S3/SQS/DynamoDB) in the background; writes .local/env
+	@$(PY) infra/stack.py start
+
+services-stop: ## Stop what `make services` started
+	@if [ -x $(PY) ]; then $(PY) infra/stack.py stop; fi
+
+migrate: bootstrap ## Apply the SQL migrations as the owner role (a no-op when up to date)
+	@$(WITH_SERVICES) cargo run --quiet -p chatpad-shared --bin chatpad-migrate
+
+seed: bootstrap ## Create the demo owner, agent and API key (idempotent); writes .local/demo.env
+	@$(WITH_SERVICES) cargo run --quiet -p chatpad-shared --bin chatpad-dev-seed
+
+build: ## Build every function (debug)
+	cargo build --workspace
+
+dev: bootstrap build ## Run everything locally: services, migrations, demo data, all functions
+	@infra/dev.sh
+
+test: bootstrap ## The whole suite against real Postgres, moto and cfn-lint
+	cargo fmt --all --check
+	$(WITH_SERVICES) cargo nextest run --workspace --all-features --no-fail-fast
+	cargo clippy --workspace --all-targets --all-features --quiet -- -D warnings
+
+lint: ## Formatting and clippy only
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets --all-features -- -D warnings
+
+bench: bootstrap ## Benchmarks: binary size, cold start, memory (release builds)
+	@infra/bench.sh
+
+clean-local: services-stop ## Remove local state (database, logs, secrets)
+	rm -rf .local

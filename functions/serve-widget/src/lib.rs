@@ -1,0 +1,18 @@
+//! GET: the widget script and the hosted chat page.
+//!
+//! Not built yet: answers 501 with the JSON error shape until the embeddable widget lands.
+
+use chatpad::http;
+use lambda_http::{Body, Request, Response};
+
+/// Handles one request.
+pub async fn handle(req: Request) -> Response<Body> {
+    let request_id = http::request_id(&req);
+    http::respond(
+        &request_id,
+        Err(http::not_implemented(
+            "serve-widget",
+            "the embeddable widget",
+        )),
+    )
+}

@@ -1,0 +1,71 @@
+//! POST /validate-api-key: checks an API key and says what it may do. The handler is a plain
+//! async function; `main.rs` only wires it to the Lambda runtime.
+
+use chatpad::auth::Caller;
+use chatpad::auth::api_keys::{self, RequestOrigin};
+use chatpad::{ApiError, ApiResult, Deps, db, http};
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+use serde::{Deserialize, Serialize};
+
+/// Keys are short; anything much larger is not a key.
+const BODY_LIMIT: usize = 4 * 1024;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ValidateRequest {
+    api_key: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ValidKeyResponse {
+    valid: bool,
+    key_id: uuid::Uuid,
+    account_id: uuid::Uuid,
+    scopes: Vec<String>,
+    expires_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Handles one request; never fails (errors become JSON error responses).
+pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
+    let request_id = http::request_id(&req);
+    http::respond(&request_id, validate(deps, &req).await)
+}
+
+async fn validate(deps: &Deps, req: &Request) -> ApiResult<Response<Body>> {
+    http::require_method(req, Method::POST)?;
+    // The key may come as a bearer token (how API clients send it) or in the JSON body.
+    let candidate = match http::bearer_token(req) {
+        Some(token) => token.to_owned(),
+        None => http::parse_json::<ValidateRequest>(req, BODY_LIMIT)?.api_key,
+    };
+    let origin = RequestOrigin {
+        ip: http::client_ip(req),
+        user_agent: http::user_agent(req),
+    };
+
+    let mut client = deps.db.client().await?;
+    let tx = db::begin_as(&mut client, &Caller::Anonymous).await?;
+    let outcome =
+        api_keys::verify(&tx, &deps.config.api_key_pepper, candidate.trim(), origin).await?;
+    tx.commit().await?;
+
+    let key = outcome.map_err(|_| {
+        // One message for every reason, so probing learns nothing; the log has the reason.
+        ApiError::unauthorized(
+            "invalid_api_key",
+            "the API key is invalid, revoked or expired",
+        )
+    })?;
+    http::json(
+        StatusCode::OK,
+        &ValidKeyResponse {
+            valid: true,
+            key_id: key.key_id,
+            account_id: key.owner_id,
+            scopes: key.scopes,
+            expires_at: key.expires_at,
+        },
+    )
+}

@@ -1,0 +1,146 @@
+//! The Postgres adapter: a lazily connecting pool, per-request transactions that carry the
+//! caller's claims for row-level security, error classification and migrations.
+//!
+//! Every request follows the same visible step:
+//! ```ignore
+//! let mut client = db.client().await?;
+//! let tx = db::begin_as(&mut client, &caller).await?;
+//! // ... storage functions take &tx ...
+//! tx.commit().await?;
+//! ```
+
+mod migrate;
+
+pub use migrate::{embedded_count as embedded_migration_count, migrate};
+
+use std::str::FromStr;
+
+use anyhow::Context;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use secrecy::ExposeSecret;
+use tokio_postgres::error::SqlState;
+
+use crate::ApiError;
+use crate::auth::Caller;
+
+pub use deadpool_postgres::{GenericClient, Object as Client, Transaction};
+
+/// A pool of connections as the application role. Connections open on first use, so a cold
+/// start does not wait for the database.
+#[derive(Clone)]
+pub struct Database {
+    pool: Pool,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("status", &self.pool.status())
+            .finish()
+    }
+}
+
+impl Database {
+    /// Builds the pool without connecting. `max_size` is small in Lambda: one request at a time.
+    pub fn connect_lazy(url: &secrecy::SecretString, max_size: usize) -> anyhow::Result<Self> {
+        let pg_config = tokio_postgres::Config::from_str(url.expose_secret())
+            .context("parsing DATABASE_URL")?;
+        // `Verified` runs a trivial query before handing out a pooled connection: a Lambda
+        // environment thawed after minutes may hold connections the server already closed.
+        let manager = Manager::from_config(
+            pg_config,
+            tls_connector(),
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Verified,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(max_size)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .create_timeout(Some(std::time::Duration::from_secs(5)))
+            .wait_timeout(Some(std::time::Duration::from_secs(10)))
+            .build()
+            .context("building the database pool")?;
+        Ok(Database { pool })
+    }
+
+    /// A pooled connection.
+    pub async fn client(&self) -> Result<Client, ApiError> {
+        Ok(self.pool.get().await?)
+    }
+}
+
+/// TLS for managed Postgres (RDS, Neon, Supabase) with the web PKI roots. Servers without TLS
+/// (the local stack) still work under the default `sslmode=prefer`.
+fn tls_connector() -> tokio_postgres_rustls::MakeRustlsConnect {
+    let roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("aws-lc-rs supports the default TLS versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    tokio_postgres_rustls::MakeRustlsConnect::new(config)
+}
+
+/// Opens a transaction acting as `caller`: row-level security sees these claims until commit or
+/// rollback. `set_config(.., true)` is transaction-local, so a pooled connection never carries
+/// one request's identity into the next.
+pub async fn begin_as<'a>(
+    client: &'a mut Client,
+    caller: &Caller,
+) -> Result<Transaction<'a>, ApiError> {
+    let tx = client.transaction().await?;
+    act_as(&tx, caller).await?;
+    Ok(tx)
+}
+
+/// Switches the identity of an open transaction, e.g. once an API key has been verified.
+pub async fn act_as(tx: &Transaction<'_>, caller: &Caller) -> Result<(), ApiError> {
+    tx.execute(
+        "SELECT set_config('request.jwt.claims', $1, true)",
+        &[&caller.claims().to_string()],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Maps database errors a caller can cause to client errors; everything else is internal.
+/// Constraint names in the migrations are the stable part of these messages.
+pub fn classify_error(err: tokio_postgres::Error) -> ApiError {
+    let Some(db) = err.as_db_error() else {
+        return ApiError::Internal(anyhow::Error::new(err).context("talking to the database"));
+    };
+    let constraint = db.constraint().unwrap_or("").to_owned();
+    match *db.code() {
+        SqlState::UNIQUE_VIOLATION => ApiError::Conflict {
+            code: "already_exists",
+            message: format!("a resource with the same unique value already exists ({constraint})"),
+        },
+        SqlState::FOREIGN_KEY_VIOLATION => ApiError::Validation {
+            message: db.message().to_owned(),
+            details: serde_json::json!({ "constraint": constraint }),
+        },
+        SqlState::CHECK_VIOLATION
+        | SqlState::NOT_NULL_VIOLATION
+        | SqlState::STRING_DATA_RIGHT_TRUNCATION => ApiError::Validation {
+            message: format!(
+                "a value is out of range or missing ({})",
+                if constraint.is_empty() {
+                    db.message()
+                } else {
+                    &constraint
+                }
+            ),
+            details: serde_json::json!({ "constraint": constraint, "column": db.column() }),
+        },
+        // Row-level security refused a write (WITH CHECK) or a definer function refused.
+        SqlState::INSUFFICIENT_PRIVILEGE => {
+            ApiError::forbidden("forbidden", "your role does not allow this action")
+        }
+        _ => ApiError::Internal(anyhow::Error::new(err).context("database statement failed")),
+    }
+}

@@ -1,0 +1,54 @@
+//! ChatPad's shared crate: the domain every Lambda function in `functions/` stands on.
+//!
+//! # Layout
+//! - [`config`]: typed configuration read once per cold start from the environment.
+//! - [`error`]: the one API error type, its JSON shape and HTTP status.
+//! - [`http`]: request parsing and JSON responses for `lambda_http` handlers.
+//! - [`auth`]: who is calling — JWT verification, API keys, the claims handed to Postgres —
+//!   and the security log.
+//! - [`billing`]: plans, limits and usage metrics.
+//! - [`crypto`]: sealing secrets that must be readable again (OAuth tokens, webhook secrets).
+//! - [`db`]: the Postgres adapter — pool, per-request transactions carrying the caller's
+//!   claims for row-level security, migrations.
+//! - [`aws`]: SDK clients (S3, SQS, DynamoDB) honouring `AWS_ENDPOINT_URL` for the local stack.
+//! - [`sqs`]: the batch runner every SQS worker uses (partial batch failures).
+//! - [`telemetry`]: tracing setup (JSON logs in Lambda).
+//! - `testing` (feature `test-support`): a fresh database per test, connected as the app role.
+
+pub mod auth;
+pub mod aws;
+pub mod billing;
+pub mod config;
+pub mod crypto;
+pub mod db;
+pub mod error;
+pub mod http;
+pub mod sqs;
+pub mod telemetry;
+#[cfg(feature = "test-support")]
+pub mod testing;
+
+pub use error::{ApiError, ApiResult};
+
+/// What every HTTP function holds for its whole life: configuration and the database pool.
+/// Built once per cold start; the pool connects on first use.
+#[derive(Debug, Clone)]
+pub struct Deps {
+    pub config: config::Config,
+    pub db: db::Database,
+}
+
+impl Deps {
+    /// Builds the dependencies from `config` without touching the network.
+    pub fn new(config: config::Config) -> anyhow::Result<Self> {
+        // One request at a time per Lambda environment: two connections cover a request plus
+        // the occasional concurrent query.
+        let db = db::Database::connect_lazy(&config.database_url, 2)?;
+        Ok(Deps { config, db })
+    }
+
+    /// Reads the configuration from the environment and builds the dependencies.
+    pub fn from_env() -> anyhow::Result<Self> {
+        Self::new(config::Config::from_env()?)
+    }
+}

@@ -1,0 +1,199 @@
+//! Test support: a fresh database per test, cloned from a template that holds the migrated
+//! schema, and connections as the application role (never a superuser, or RLS would be off).
+//!
+//! Settings come from the environment, or from `.local/env` written by `make services`.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use secrecy::SecretString;
+use tokio_postgres::NoTls;
+
+use crate::config::Config;
+use crate::db::Database;
+
+const TEMPLATE: &str = "chatpad_test_template";
+
+/// Reads a setting from the environment or from the workspace's `.local/env`.
+pub fn env_var(name: &str) -> Option<String> {
+    if let Ok(value) = std::env::var(name) {
+        return Some(value);
+    }
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../.local/env");
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines().find_map(|line| {
+        let (key, value) = line.split_once('=')?;
+        (key.trim() == name).then(|| value.trim().trim_matches('"').to_owned())
+    })
+}
+
+fn must(name: &str) -> String {
+    env_var(name).unwrap_or_else(|| {
+        panic!("{name} is not set: run the tests through `make test` (it starts the local stack)")
+    })
+}
+
+/// A database of its own for one test; dropped when the value is dropped.
+pub struct TestDb {
+    /// Pool of application-role connections.
+    pub db: Database,
+    /// Name of the database.
+    pub name: String,
+    /// URL as the owner role (bypasses nothing: tables force RLS; used for fixtures via definer paths).
+    pub owner_url: String,
+    /// URL as the application role.
+    pub app_url: String,
+    admin_url: String,
+}
+
+impl TestDb {
+    /// Creates a fresh migrated database.
+    pub async fn new() -> Self {
+        let admin_url = must("ADMIN_DATABASE_URL");
+        let (admin, conn) = tokio_postgres::connect(&admin_url, NoTls)
+            .await
+            .expect("connecting as the superuser");
+        tokio::spawn(conn);
+        ensure_template(&admin)
+            .await
+            .expect("preparing the template database");
+        let name = format!("test_{}", uuid::Uuid::new_v4().simple());
+        admin
+            .batch_execute(&format!(
+                "CREATE DATABASE {name} TEMPLATE {TEMPLATE} OWNER chatpad_owner"
+            ))
+            .await
+            .expect("creating the test database");
+        let owner_url = with_database(&must("MIGRATION_DATABASE_URL"), &name);
+        let app_url = with_database(&must("DATABASE_URL"), &name);
+        let db = Database::connect_lazy(&SecretString::from(app_url.clone()), 8).expect("pool");
+        TestDb {
+            db,
+            name,
+            owner_url,
+            app_url,
+            admin_url,
+        }
+    }
+
+    /// A direct connection as the database superuser, for fixtures that must bypass RLS.
+    pub async fn superuser(&self) -> tokio_postgres::Client {
+        let (client, conn) =
+            tokio_postgres::connect(&with_database(&self.admin_url, &self.name), NoTls)
+                .await
+                .expect("connecting as the superuser");
+        tokio::spawn(conn);
+        client
+    }
+
+    /// A configuration pointing at this database, with test secrets.
+    pub fn config(&self) -> Config {
+        let app_url = self.app_url.clone();
+        Config::from_lookup(|name| match name {
+            "DATABASE_URL" => Some(app_url.clone()),
+            "JWT_HS256_SECRET" => Some("test-jwt-secret-of-sufficient-length-0123456789".into()),
+            "API_KEY_PEPPER" => Some("test-pepper".into()),
+            _ => None,
+        })
+        .expect("test configuration")
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let admin_url = self.admin_url.clone();
+        let name = self.name.clone();
+        // Drop cannot be async: use a short-lived runtime on its own thread.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            rt.block_on(async {
+                let (client, conn) = tokio_postgres::connect(&admin_url, NoTls).await.ok()?;
+                tokio::spawn(conn);
+                client
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .await
+                    .ok()
+            })
+        })
+        .join();
+    }
+}
+
+/// Replaces the database name of a `postgres://` URL.
+pub fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let base = base.rsplit_once('/').map_or(base, |(head, _)| head);
+    match query {
+        Some(q) => format!("{base}/{database}?{q}"),
+        None => format!("{base}/{database}"),
+    }
+}
+
+/// A fingerprint of the migrations built into this binary, stored as the template's comment so
+/// a changed migration rebuilds the template.
+fn migrations_fingerprint() -> String {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../migrations"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        hasher.update(entry.file_name().as_encoded_bytes());
+        hasher.update(std::fs::read(entry.path()).unwrap_or_default());
+    }
+    format!("{:x}", hasher.finalize())
+}
+
+/// Creates and migrates the template once; test processes run in parallel, so an advisory lock
+/// serialises them.
+async fn ensure_template(admin: &tokio_postgres::Client) -> anyhow::Result<()> {
+    let fingerprint = migrations_fingerprint();
+    admin
+        .execute("SELECT pg_advisory_lock(727274)", &[])
+        .await?;
+    let result = async {
+        let current: Option<String> = admin
+            .query_opt(
+                "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1",
+                &[&TEMPLATE],
+            )
+            .await?
+            .and_then(|row| row.get(0));
+        if current.as_deref() == Some(fingerprint.as_str()) {
+            return Ok(());
+        }
+        admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)"))
+            .await?;
+        admin
+            .batch_execute(&format!("CREATE DATABASE {TEMPLATE} OWNER chatpad_owner"))
+            .await?;
+        {
+            let owner_url = with_database(&must("MIGRATION_DATABASE_URL"), TEMPLATE);
+            let (mut owner, conn) = tokio_postgres::connect(&owner_url, NoTls)
+                .await
+                .context("connecting as owner")?;
+            let handle = tokio::spawn(conn);
+            crate::db::migrate(&mut owner).await?;
+            drop(owner);
+            let _ = tokio::time::timeout(Duration::from_secs(5), handle).await;
+        }
+        admin
+            .batch_execute(&format!(
+                "COMMENT ON DATABASE {TEMPLATE} IS '{fingerprint}'"
+            ))
+            .await?;
+        anyhow::Ok(())
+    }
+    .await;
+    admin
+        .execute("SELECT pg_advisory_unlock(727274)", &[])
+        .await?;
+    result
+}
