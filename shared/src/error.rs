@@ -20,6 +20,10 @@ pub enum ApiError {
     /// 403: authenticated, but not allowed.
     #[error("{message}")]
     Forbidden { code: &'static str, message: String },
+    /// 403: the account's plan does not allow this (a limit is reached or a feature missing);
+    /// `details` names the limit, current usage, what is allowed and the plan that lifts it.
+    #[error("{message}")]
+    PlanLimit { message: String, details: Value },
     /// 404: the resource does not exist or is not visible to the caller.
     #[error("{message}")]
     NotFound { code: &'static str, message: String },
@@ -94,7 +98,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest { .. } => 400,
             ApiError::Unauthorized { .. } => 401,
-            ApiError::Forbidden { .. } => 403,
+            ApiError::Forbidden { .. } | ApiError::PlanLimit { .. } => 403,
             ApiError::NotFound { .. } => 404,
             ApiError::MethodNotAllowed => 405,
             ApiError::Conflict { .. } => 409,
@@ -116,6 +120,7 @@ impl ApiError {
             | ApiError::Conflict { code, .. } => code,
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::PlanLimit { .. } => "plan_limit_exceeded",
             ApiError::Validation { .. } => "validation_failed",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::NotImplemented(_) => "not_implemented",
@@ -130,7 +135,8 @@ impl ApiError {
                 "an internal error occurred; it has been logged".into(),
                 Value::Null,
             ),
-            ApiError::Validation { message, details } => (message.clone(), details.clone()),
+            ApiError::Validation { message, details }
+            | ApiError::PlanLimit { message, details } => (message.clone(), details.clone()),
             other => (other.to_string(), Value::Null),
         };
         ErrorBody {

@@ -179,6 +179,14 @@ async fn id(su: &tokio_postgres::Client, sql: &str) -> Uuid {
 
 async fn seed_account(su: &tokio_postgres::Client, name: &str) -> Account {
     let owner = user(su, name).await;
+    // Pro: no count limits and every feature, so plan limits do not mask access rules.
+    let subscription = id(
+        su,
+        &format!(
+            "INSERT INTO subscriptions (user_id, plan_id) VALUES ('{owner}', 'pro') RETURNING id"
+        ),
+    )
+    .await;
     let agent = id(
         su,
         &format!("INSERT INTO agents (user_id, name) VALUES ('{owner}', 'Agent') RETURNING id"),
@@ -262,7 +270,6 @@ async fn seed_account(su: &tokio_postgres::Client, name: &str) -> Account {
     )
     .await
     .unwrap();
-    let subscription = id(su, &format!("INSERT INTO subscriptions (user_id, plan_id) VALUES ('{owner}', 'advanced') RETURNING id")).await;
     let rows = vec![
         ("agents", agent.to_string()),
         ("conversations", conversation.to_string()),

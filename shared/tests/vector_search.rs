@@ -27,6 +27,13 @@ async fn seed(su: &tokio_postgres::Client, chunks_per_agent: &[usize]) -> (Uuid,
         .await
         .unwrap()
         .get(0);
+    // Pro: no agent-count limit.
+    su.execute(
+        "INSERT INTO subscriptions (user_id, plan_id) VALUES ($1, 'pro')",
+        &[&owner],
+    )
+    .await
+    .unwrap();
     let mut agents = Vec::new();
     for (n, &count) in chunks_per_agent.iter().enumerate() {
         let agent: Uuid = su

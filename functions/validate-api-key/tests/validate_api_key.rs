@@ -18,9 +18,8 @@ struct Fixture {
 async fn fixture() -> Fixture {
     let test = TestDb::new().await;
     let deps = Deps::new(test.config()).unwrap();
-    let owner: Uuid = test
-        .superuser()
-        .await
+    let su = test.superuser().await;
+    let owner: Uuid = su
         .query_one(
             "INSERT INTO users (auth_subject) VALUES ('owner') RETURNING id",
             &[],
@@ -28,6 +27,13 @@ async fn fixture() -> Fixture {
         .await
         .unwrap()
         .get(0);
+    // API access is a plan feature (Advanced and Pro).
+    su.execute(
+        "INSERT INTO subscriptions (user_id, plan_id) VALUES ($1, 'advanced')",
+        &[&owner],
+    )
+    .await
+    .unwrap();
     Fixture { test, deps, owner }
 }
 

@@ -32,6 +32,7 @@ async fn main() -> anyhow::Result<()> {
         aud: config.jwt.audience.clone(),
     };
     let owner = jwt::sign_in(&client, &claims).await?;
+    grant_demo_plan(owner).await?;
     let tx = db::begin_as(&mut client, &Caller::User { user_id: owner }).await?;
     let agent: Uuid = match tx.query_opt("SELECT id FROM agents WHERE user_id = $1 AND name = 'Demo agent'", &[&owner]).await? {
         Some(row) => row.get(0),
@@ -82,5 +83,23 @@ async fn main() -> anyhow::Result<()> {
         "demo: owner {owner}, agent {agent}, API key {} (written to .local/demo.env)",
         key.prefix
     );
+    Ok(())
+}
+
+/// Plans are managed by platform admins; the local demo account simply gets Pro, written with
+/// the owner role (the application role cannot change subscriptions).
+async fn grant_demo_plan(owner: Uuid) -> anyhow::Result<()> {
+    let url = chatpad::config::required_var("MIGRATION_DATABASE_URL")?;
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .context("connecting to MIGRATION_DATABASE_URL")?;
+    tokio::spawn(connection);
+    client
+        .execute(
+            "INSERT INTO subscriptions (user_id, plan_id) VALUES ($1, 'pro') ON CONFLICT (user_id) DO NOTHING",
+            &[&owner],
+        )
+        .await
+        .context("granting the demo account a plan")?;
     Ok(())
 }

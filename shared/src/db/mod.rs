@@ -137,10 +137,32 @@ pub fn classify_error(err: tokio_postgres::Error) -> ApiError {
             ),
             details: serde_json::json!({ "constraint": constraint, "column": db.column() }),
         },
+        // Raised by the plan-limit triggers (V7__plan_limits.sql) with a JSON detail.
+        ref code if code.code() == "CP001" => plan_limit_error(db.detail().unwrap_or("{}")),
         // Row-level security refused a write (WITH CHECK) or a definer function refused.
         SqlState::INSUFFICIENT_PRIVILEGE => {
             ApiError::forbidden("forbidden", "your role does not allow this action")
         }
         _ => ApiError::Internal(anyhow::Error::new(err).context("database statement failed")),
     }
+}
+
+/// The 403 for a plan-limit refusal, from the trigger's JSON detail.
+fn plan_limit_error(detail: &str) -> ApiError {
+    let details: serde_json::Value = serde_json::from_str(detail).unwrap_or_default();
+    let limit = details["limit"].as_str().unwrap_or("a plan limit");
+    let plan = details["plan"].as_str().unwrap_or("current");
+    let upgrade = match details["upgrade_to"].as_str() {
+        Some(next) => format!("; the {next} plan lifts it"),
+        None => String::new(),
+    };
+    let message = if details["allowed"] == 0 && details["current"] == 0 {
+        format!("the {plan} plan does not include {limit}{upgrade}")
+    } else {
+        format!(
+            "the {plan} plan allows {} for {limit} and {} are in use{upgrade}",
+            details["allowed"], details["current"]
+        )
+    };
+    ApiError::PlanLimit { message, details }
 }
