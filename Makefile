@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 WITH_SERVICES := infra/with-services.sh
 
-.PHONY: help bootstrap services services-stop migrate seed build dev test lint bench clean-local
+.PHONY: help bootstrap services services-stop migrate seed build dev test openapi lint bench clean-local
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -31,10 +31,14 @@ build: ## Build every function (debug)
 dev: bootstrap build ## Run everything locally: services, migrations, demo data, all functions
 	@infra/dev.sh
 
-test: bootstrap ## The whole suite against real Postgres, moto and cfn-lint
+test: bootstrap ## The whole suite: real Postgres, moto, the functions over HTTP, schemathesis, cfn-lint
 	cargo fmt --all --check
-	$(WITH_SERVICES) cargo nextest run --workspace --all-features --no-fail-fast
+	cargo build --workspace --bins
+	$(WITH_SERVICES) infra/with-functions.sh infra/test-suite.sh
 	cargo clippy --workspace --all-targets --all-features --quiet -- -D warnings
+
+openapi: ## Regenerate functions/management-api/openapi.json from the code
+	cargo run --quiet -p management-api --example openapi > functions/management-api/openapi.json
 
 lint: ## Formatting and clippy only
 	cargo fmt --all --check

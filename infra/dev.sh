@@ -40,7 +40,7 @@ if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
   exit 1
 fi
 # setsid: own process group, so Ctrl-C reaches us first and we stop it in order.
-setsid cargo lambda watch --invoke-port "$PORT" --env-file "$ROOT/.local/env" &
+setsid cargo lambda watch --invoke-port "$PORT" &
 watch_pid=$!
 for _ in $(seq 1 600); do
   (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break

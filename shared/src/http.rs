@@ -75,6 +75,13 @@ pub fn parse_json<T: DeserializeOwned>(req: &Request, limit: usize) -> ApiResult
             message: format!("expected Content-Type application/json, got {ct}"),
         });
     }
+    // Postgres text cannot hold NUL; refuse it here with a clear message rather than deep in SQL.
+    if bytes.windows(6).any(|w| w.eq_ignore_ascii_case(b"\\u0000")) {
+        return Err(ApiError::BadRequest {
+            code: "invalid_text",
+            message: "text values must not contain NUL characters (\\u0000)".into(),
+        });
+    }
     serde_json::from_slice(bytes).map_err(|err| ApiError::BadRequest {
         code: "invalid_json",
         message: format!("the request body is not valid JSON for this endpoint: {err}"),

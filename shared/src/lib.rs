@@ -4,6 +4,9 @@
 //! - [`config`]: typed configuration read once per cold start from the environment.
 //! - [`error`]: the one API error type, its JSON shape and HTTP status.
 //! - [`http`]: request parsing and JSON responses for `lambda_http` handlers.
+//! - [`agents`]: agents (chatbots), their help-center articles and the model catalogue.
+//! - [`team`]: sharing an account with team members in roles.
+//! - [`pagination`]: cursors, page sizes and whitelisted sorts of every listing.
 //! - [`auth`]: who is calling — JWT verification, API keys, the claims handed to Postgres —
 //!   and the security log.
 //! - [`billing`]: plans, limits and usage metrics.
@@ -15,6 +18,7 @@
 //! - [`telemetry`]: tracing setup (JSON logs in Lambda).
 //! - `testing` (feature `test-support`): a fresh database per test, connected as the app role.
 
+pub mod agents;
 pub mod auth;
 pub mod aws;
 pub mod billing;
@@ -23,7 +27,9 @@ pub mod crypto;
 pub mod db;
 pub mod error;
 pub mod http;
+pub mod pagination;
 pub mod sqs;
+pub mod team;
 pub mod telemetry;
 #[cfg(feature = "test-support")]
 pub mod testing;

@@ -3,6 +3,7 @@
 
 pub mod api_keys;
 pub mod jwt;
+pub mod key_management;
 pub mod security_log;
 
 use serde_json::{Value, json};

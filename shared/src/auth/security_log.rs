@@ -56,3 +56,84 @@ pub async fn record(
     .await?;
     Ok(())
 }
+
+/// A security log entry as listed.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecurityLogEntry {
+    pub id: i64,
+    pub event_type: String,
+    /// The user who acted, if known.
+    pub actor_id: Option<Uuid>,
+    pub resource_type: Option<String>,
+    pub resource_id: Option<String>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub details: Value,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Filters of a security log listing.
+#[derive(Debug, Default)]
+pub struct LogQuery<'a> {
+    /// Exact event type, or a prefix ending in `.` (e.g. `api_key.`).
+    pub event_type: Option<&'a str>,
+    pub actor: Option<Uuid>,
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+    pub until: Option<chrono::DateTime<chrono::Utc>>,
+    pub cursor: Option<&'a str>,
+    pub limit: Option<i64>,
+}
+
+/// A page of `account`'s log, newest first (admins only, by RLS).
+pub async fn list(
+    tx: &impl crate::db::GenericClient,
+    account: Uuid,
+    query: &LogQuery<'_>,
+) -> ApiResult<crate::pagination::Page<SecurityLogEntry>> {
+    use crate::pagination::{Cursor, limit, page};
+    let limit = limit(query.limit)?;
+    // Entries are numbered, so the cursor's value is the last id.
+    let before = match query.cursor.map(Cursor::decode).transpose()? {
+        Some(c) => c.value.as_i64().unwrap_or(i64::MAX),
+        None => i64::MAX,
+    };
+    let pattern = query.event_type.map(|t| {
+        if t.ends_with('.') {
+            format!("{t}%")
+        } else {
+            t.to_owned()
+        }
+    });
+    let rows = tx
+        .query(
+            "SELECT id, event_type, actor_id, resource_type, resource_id, host(ip) AS ip, user_agent, details, created_at
+             FROM security_logs
+             WHERE user_id = $1 AND id < $2
+               AND ($3::text IS NULL OR event_type LIKE $3)
+               AND ($4::uuid IS NULL OR actor_id = $4)
+               AND ($5::timestamptz IS NULL OR created_at >= $5)
+               AND ($6::timestamptz IS NULL OR created_at < $6)
+             ORDER BY id DESC LIMIT $7",
+            &[&account, &before, &pattern, &query.actor, &query.since, &query.until, &(limit + 1)],
+        )
+        .await?;
+    let entries = rows
+        .iter()
+        .map(|r| SecurityLogEntry {
+            id: r.get("id"),
+            event_type: r.get("event_type"),
+            actor_id: r.get("actor_id"),
+            resource_type: r.get("resource_type"),
+            resource_id: r.get("resource_id"),
+            ip: r.get("ip"),
+            user_agent: r.get("user_agent"),
+            details: r.get("details"),
+            created_at: r.get("created_at"),
+        })
+        .collect();
+    Ok(page(entries, limit, |e| Cursor {
+        value: e.id.into(),
+        id: Uuid::nil(),
+    }))
+}

@@ -137,6 +137,13 @@ pub fn classify_error(err: tokio_postgres::Error) -> ApiError {
             ),
             details: serde_json::json!({ "constraint": constraint, "column": db.column() }),
         },
+        // NUL bytes or invalid encodings in a query parameter or value.
+        SqlState::CHARACTER_NOT_IN_REPERTOIRE | SqlState::UNTRANSLATABLE_CHARACTER => {
+            ApiError::BadRequest {
+                code: "invalid_text",
+                message: "text values must be valid UTF-8 without NUL characters".into(),
+            }
+        }
         // Raised by the plan-limit triggers (V7__plan_limits.sql) with a JSON detail.
         ref code if code.code() == "CP001" => plan_limit_error(db.detail().unwrap_or("{}")),
         // Row-level security refused a write (WITH CHECK) or a definer function refused.

@@ -1,0 +1,52 @@
+//! Route handlers: parse → domain → audit → render. One file per resource.
+
+pub mod agents;
+pub mod api_keys;
+pub mod help_articles;
+pub mod meta;
+pub mod security_logs;
+pub mod team;
+
+use chatpad::ApiResult;
+use lambda_http::{Body, Response};
+
+use crate::context::Ctx;
+use crate::router::Route;
+
+/// Runs the handler of `route`.
+pub async fn dispatch(route: Route, ctx: &Ctx<'_>) -> ApiResult<Response<Body>> {
+    match route {
+        Route::OpenApi => meta::openapi(),
+        Route::Me => meta::me(ctx).await,
+        Route::ListModels => meta::list_models(ctx).await,
+        Route::ListPlans => meta::list_plans(ctx).await,
+        Route::GetSubscription => meta::get_subscription(ctx).await,
+        Route::ListAgents => agents::list_agents(ctx).await,
+        Route::CreateAgent => agents::create_agent(ctx).await,
+        Route::GetAgent => agents::get_agent(ctx).await,
+        Route::UpdateAgent => agents::update_agent(ctx).await,
+        Route::DeleteAgent => agents::delete_agent(ctx).await,
+        Route::ListHelpArticles => help_articles::list_help_articles(ctx).await,
+        Route::CreateHelpArticle => help_articles::create_help_article(ctx).await,
+        Route::GetHelpArticle => help_articles::get_help_article(ctx).await,
+        Route::UpdateHelpArticle => help_articles::update_help_article(ctx).await,
+        Route::DeleteHelpArticle => help_articles::delete_help_article(ctx).await,
+        Route::ListTeam => team::list_team(ctx).await,
+        Route::InviteMember => team::invite_member(ctx).await,
+        Route::ChangeMemberRole => team::change_member_role(ctx).await,
+        Route::RemoveMember => team::remove_member(ctx).await,
+        Route::AcceptInvitation => team::accept_invitation(ctx).await,
+        Route::ListApiKeys => api_keys::list_api_keys(ctx).await,
+        Route::CreateApiKey => api_keys::create_api_key(ctx).await,
+        Route::RevokeApiKey => api_keys::revoke_api_key(ctx).await,
+        Route::ListSecurityLogs => security_logs::list_security_logs(ctx).await,
+    }
+}
+
+/// 204 No Content.
+pub fn no_content() -> ApiResult<Response<Body>> {
+    Ok(Response::builder()
+        .status(204)
+        .body(Body::Empty)
+        .expect("static response"))
+}

@@ -1,0 +1,581 @@
+//! End to end over HTTP against the running function (`cargo lambda watch`, started by
+//! `make test`): sign-in, agents, help articles, team roles, API keys and scopes, plan limits,
+//! cross-tenant isolation and the security log. Each test signs in fresh users, so tests share
+//! the local database without seeing each other.
+
+use std::time::Duration;
+
+use chatpad::auth::jwt::issue_dev_token;
+use chatpad::config::JwtConfig;
+use chatpad::testing::env_var;
+use reqwest::{Method, StatusCode};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+fn base_url() -> String {
+    let port = env_var("CARGO_LAMBDA_PORT").unwrap_or_else(|| "9000".into());
+    format!("http://localhost:{port}/lambda-url/management-api")
+}
+
+/// A signed-in user of the API.
+struct User {
+    http: reqwest::Client,
+    token: String,
+    email: String,
+    account: Option<String>,
+}
+
+impl User {
+    fn new(name: &str) -> User {
+        let email = format!("{name}-{}@example.com", uuid::Uuid::new_v4().simple());
+        let config = JwtConfig {
+            hs256_secret: None,
+            jwks_url: None,
+            issuer: env_var("JWT_ISSUER").unwrap_or_else(|| chatpad::config::DEV_ISSUER.into()),
+            audience: env_var("JWT_AUDIENCE")
+                .unwrap_or_else(|| chatpad::config::DEV_AUDIENCE.into()),
+        };
+        let secret = SecretString::from(env_var("JWT_HS256_SECRET").expect("JWT_HS256_SECRET"));
+        let token = issue_dev_token(
+            &secret,
+            &config,
+            &format!("sub-{email}"),
+            Some(&email),
+            Duration::from_secs(600),
+        );
+        User {
+            http: reqwest::Client::new(),
+            token,
+            email,
+            account: None,
+        }
+    }
+
+    fn with_key(key: &str) -> User {
+        User {
+            http: reqwest::Client::new(),
+            token: key.into(),
+            email: String::new(),
+            account: None,
+        }
+    }
+
+    /// Acts in another account (X-Account-Id).
+    fn in_account(mut self, account: &str) -> User {
+        self.account = Some(account.into());
+        self
+    }
+
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", base_url()))
+            .bearer_auth(&self.token)
+            .timeout(Duration::from_secs(120));
+        if let Some(account) = &self.account {
+            request = request.header("x-account-id", account);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request
+            .send()
+            .await
+            .expect("management-api is reachable (make test starts it)");
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        (
+            status,
+            if text.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_str(&text).expect("JSON body")
+            },
+        )
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, None).await
+    }
+    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path, Some(body)).await
+    }
+    async fn patch(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::PATCH, path, Some(body)).await
+    }
+    async fn delete(&self, path: &str) -> (StatusCode, Value) {
+        self.call(Method::DELETE, path, None).await
+    }
+
+    /// Signs in and returns the user's account id.
+    async fn sign_in(&self) -> String {
+        let (status, me) = self.get("/v1/me").await;
+        assert_eq!(status, StatusCode::OK, "{me}");
+        me["accountId"].as_str().unwrap().to_owned()
+    }
+}
+
+/// Puts an account on a plan, as a platform operator would (the owner role, in SQL).
+async fn set_plan(account: &str, plan: &str) {
+    let (client, conn) = tokio_postgres::connect(
+        &env_var("MIGRATION_DATABASE_URL").unwrap(),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    client
+        .execute(
+            "INSERT INTO subscriptions (user_id, plan_id) VALUES ($1::text::uuid, $2)
+             ON CONFLICT (user_id) DO UPDATE SET plan_id = EXCLUDED.plan_id",
+            &[&account, &plan],
+        )
+        .await
+        .unwrap();
+}
+
+fn code(body: &Value) -> &str {
+    body["error"]["code"].as_str().unwrap_or("")
+}
+
+#[tokio::test]
+async fn an_owner_manages_agents_articles_and_keys_and_sees_it_all_in_the_security_log() {
+    let owner = User::new("owner");
+    let account = owner.sign_in().await;
+
+    // Basic plan: one agent, with a clear error naming the plan that lifts the limit.
+    let (status, agent) = owner
+        .post(
+            "/v1/agents",
+            json!({"name": "Support", "model": "openai/gpt-4o-mini", "temperature": 0.2}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{agent}");
+    let agent_id = agent["id"].as_str().unwrap().to_owned();
+    assert_eq!(agent["model"], "openai/gpt-4o-mini");
+    let (status, refused) = owner.post("/v1/agents", json!({"name": "Second"})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(code(&refused), "plan_limit_exceeded");
+    assert_eq!(refused["error"]["details"]["upgrade_to"], "advanced");
+    // API keys are an Advanced feature.
+    let (status, refused) = owner
+        .post(
+            "/v1/api-keys",
+            json!({"name": "ci", "scopes": ["agents:read"]}),
+        )
+        .await;
+    assert_eq!(
+        (status, code(&refused)),
+        (StatusCode::FORBIDDEN, "plan_limit_exceeded")
+    );
+
+    set_plan(&account, "advanced").await;
+    let (status, sub) = owner.get("/v1/subscription").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(sub["plan"]["id"], "advanced");
+    assert_eq!(sub["usage"]["agents"], 1);
+    assert_eq!(sub["plan"]["limits"]["agents"], 5);
+
+    // Update with validation errors per field, then a valid partial update.
+    let (status, invalid) = owner
+        .patch(
+            &format!("/v1/agents/{agent_id}"),
+            json!({"temperature": 3, "allowedDomains": ["not a domain"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(invalid["error"]["details"]["fields"]["temperature"].is_string());
+    assert!(invalid["error"]["details"]["fields"]["allowedDomains"].is_string());
+    let (status, updated) = owner
+        .patch(
+            &format!("/v1/agents/{agent_id}"),
+            json!({"greeting": "Hello!", "appearance": {"primaryColor": "#0055ff"}, "allowedDomains": ["Shop.Example.com"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    assert_eq!(updated["greeting"], "Hello!");
+    assert_eq!(updated["allowedDomains"], json!(["shop.example.com"]));
+    assert_eq!(updated["name"], "Support", "untouched fields stay");
+
+    // Pagination: three more agents, pages of two by name.
+    for name in ["Alpha", "Beta", "Gamma"] {
+        assert_eq!(
+            owner.post("/v1/agents", json!({"name": name})).await.0,
+            StatusCode::CREATED
+        );
+    }
+    let (_, page1) = owner.get("/v1/agents?sort=name&limit=2").await;
+    let names: Vec<&str> = page1["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Alpha", "Beta"]);
+    let cursor = page1["nextCursor"].as_str().unwrap();
+    let (_, page2) = owner
+        .get(&format!("/v1/agents?sort=name&limit=2&cursor={cursor}"))
+        .await;
+    let names: Vec<&str> = page2["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Gamma", "Support"]);
+    assert!(page2["nextCursor"].is_null());
+    let (_, filtered) = owner.get("/v1/agents?q=amm").await;
+    assert_eq!(filtered["data"].as_array().unwrap().len(), 1);
+
+    // Help articles.
+    let (status, article) = owner
+        .post(
+            &format!("/v1/agents/{agent_id}/help-articles"),
+            json!({"title": "Returns", "bodyMarkdown": "Send it back within **30 days**.", "published": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{article}");
+    let (_, found) = owner
+        .get(&format!("/v1/agents/{agent_id}/help-articles?q=days"))
+        .await;
+    assert_eq!(found["data"][0]["title"], "Returns");
+
+    // An API key: the secret once, scopes honoured, revocation final.
+    let (status, created) = owner
+        .post(
+            "/v1/api-keys",
+            json!({"name": "ci", "scopes": ["agents:read"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let secret = created["secret"].as_str().unwrap().to_owned();
+    let key_id = created["id"].as_str().unwrap().to_owned();
+    let (_, keys) = owner.get("/v1/api-keys").await;
+    assert!(
+        !keys.to_string().contains(&secret),
+        "listing shows the secret"
+    );
+    assert_eq!(keys[0]["prefix"], created["prefix"]);
+    let key = User::with_key(&secret);
+    let (status, listed) = key.get("/v1/agents").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(listed["data"].as_array().unwrap().len(), 4);
+    let (status, refused) = key.post("/v1/agents", json!({"name": "By key"})).await;
+    assert_eq!(
+        (status, code(&refused)),
+        (StatusCode::FORBIDDEN, "insufficient_scope")
+    );
+    let (status, refused) = key.get("/v1/security-logs").await;
+    assert_eq!(
+        (status, code(&refused)),
+        (StatusCode::FORBIDDEN, "insufficient_scope")
+    );
+    assert_eq!(
+        owner.delete(&format!("/v1/api-keys/{key_id}")).await.0,
+        StatusCode::OK
+    );
+    let (status, refused) = key.get("/v1/agents").await;
+    assert_eq!(
+        (status, code(&refused)),
+        (StatusCode::UNAUTHORIZED, "invalid_api_key")
+    );
+
+    // Delete, then the agent is gone.
+    assert_eq!(
+        owner.delete(&format!("/v1/agents/{agent_id}")).await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        owner.get(&format!("/v1/agents/{agent_id}")).await.0,
+        StatusCode::NOT_FOUND
+    );
+
+    // Everything above is in the log, with who did it.
+    let (status, log) = owner.get("/v1/security-logs?limit=100").await;
+    assert_eq!(status, StatusCode::OK);
+    let events: Vec<&str> = log["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["eventType"].as_str().unwrap())
+        .collect();
+    for expected in [
+        "agent.created",
+        "agent.updated",
+        "agent.deleted",
+        "help_article.created",
+        "api_key.created",
+        "api_key.used",
+        "api_key.revoked",
+        "api_key.rejected",
+    ] {
+        assert!(
+            events.contains(&expected),
+            "{expected} missing from {events:?}"
+        );
+    }
+    let (_, only_keys) = owner.get("/v1/security-logs?eventType=api_key.").await;
+    assert!(
+        only_keys["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["eventType"].as_str().unwrap().starts_with("api_key."))
+    );
+}
+
+#[tokio::test]
+async fn each_team_role_gets_exactly_its_capabilities() {
+    let owner = User::new("owner");
+    let account = owner.sign_in().await;
+    set_plan(&account, "advanced").await;
+    let (_, agent) = owner.post("/v1/agents", json!({"name": "Shared"})).await;
+    let agent_id = agent["id"].as_str().unwrap().to_owned();
+
+    let mut members = Vec::new();
+    for role in ["admin", "manager", "member", "client"] {
+        let user = User::new(role);
+        let (status, invitation) = owner
+            .post("/v1/team", json!({"email": user.email, "role": role}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{invitation}");
+        assert_eq!(invitation["status"], "pending");
+        user.sign_in().await;
+        let (status, accepted) = user
+            .post(
+                &format!(
+                    "/v1/invitations/{}/accept",
+                    invitation["id"].as_str().unwrap()
+                ),
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{accepted}");
+        assert_eq!(accepted["status"], "active");
+        members.push((role, user.in_account(&account)));
+    }
+    // Nobody can mint a super_admin but a platform admin.
+    let (status, _) = owner
+        .post(
+            "/v1/team",
+            json!({"email": "x@example.com", "role": "super_admin"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    for (role, user) in &members {
+        let rank = match *role {
+            "admin" => 4,
+            "manager" => 3,
+            "member" => 2,
+            _ => 1,
+        };
+        let (status, _) = user.get(&format!("/v1/agents/{agent_id}")).await;
+        assert_eq!(status, StatusCode::OK, "{role} reads agents");
+        let (status, body) = user
+            .patch(
+                &format!("/v1/agents/{agent_id}"),
+                json!({"greeting": format!("from {role}")}),
+            )
+            .await;
+        assert_eq!(
+            status == StatusCode::OK,
+            rank >= 3,
+            "{role} updating an agent: {status} {body}"
+        );
+        if rank < 3 {
+            assert_eq!(code(&body), "role_forbidden");
+        }
+        let (status, _) = user.get("/v1/security-logs").await;
+        assert_eq!(
+            status == StatusCode::OK,
+            rank >= 4,
+            "{role} reading security logs: {status}"
+        );
+        let (status, _) = user
+            .post(
+                "/v1/team",
+                json!({"email": format!("{role}-invitee@example.com"), "role": "client"}),
+            )
+            .await;
+        assert_eq!(
+            status == StatusCode::CREATED,
+            rank >= 4,
+            "{role} inviting: {status}"
+        );
+    }
+
+    // Role changes and removal are admin work, and logged.
+    let (_, team) = owner.get("/v1/team").await;
+    let client_row = team
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["role"] == "client")
+        .unwrap();
+    let client_id = client_row["id"].as_str().unwrap();
+    let (status, changed) = owner
+        .patch(&format!("/v1/team/{client_id}"), json!({"role": "member"}))
+        .await;
+    assert_eq!(
+        (status, changed["role"].as_str()),
+        (StatusCode::OK, Some("member"))
+    );
+    assert_eq!(
+        owner.delete(&format!("/v1/team/{client_id}")).await.0,
+        StatusCode::NO_CONTENT
+    );
+    let (_, log) = owner.get("/v1/security-logs?eventType=team.").await;
+    let events: Vec<&str> = log["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["eventType"].as_str().unwrap())
+        .collect();
+    for expected in [
+        "team.invited",
+        "team.joined",
+        "team.role_changed",
+        "team.removed",
+    ] {
+        assert!(
+            events.contains(&expected),
+            "{expected} missing from {events:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn another_tenant_gets_404_never_the_data() {
+    let alice = User::new("alice");
+    let alice_account = alice.sign_in().await;
+    let (_, agent) = alice
+        .post(
+            "/v1/agents",
+            json!({"name": "Private", "systemPrompt": "secret sauce"}),
+        )
+        .await;
+    let agent_id = agent["id"].as_str().unwrap().to_owned();
+    let (_, article) = alice
+        .post(
+            &format!("/v1/agents/{agent_id}/help-articles"),
+            json!({"title": "Internal"}),
+        )
+        .await;
+    let article_id = article["id"].as_str().unwrap().to_owned();
+
+    let mallory = User::new("mallory");
+    mallory.sign_in().await;
+    for (method, path) in [
+        (Method::GET, format!("/v1/agents/{agent_id}")),
+        (Method::PATCH, format!("/v1/agents/{agent_id}")),
+        (Method::DELETE, format!("/v1/agents/{agent_id}")),
+        (Method::GET, format!("/v1/agents/{agent_id}/help-articles")),
+        (Method::GET, format!("/v1/help-articles/{article_id}")),
+        (Method::DELETE, format!("/v1/help-articles/{article_id}")),
+    ] {
+        let body = (method == Method::PATCH).then(|| json!({"name": "pwned"}));
+        let (status, response) = mallory.call(method.clone(), &path, body).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}: {response}");
+        assert!(!response.to_string().contains("secret sauce"));
+    }
+    let (_, listed) = mallory.get("/v1/agents").await;
+    assert_eq!(listed["data"], json!([]));
+    // Claiming the account by header does not work either.
+    let (status, _) = User::new("mallory2")
+        .in_account(&alice_account)
+        .get("/v1/agents")
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // Alice's agent is untouched.
+    let (_, still) = alice.get(&format!("/v1/agents/{agent_id}")).await;
+    assert_eq!(still["name"], "Private");
+}
+
+#[tokio::test]
+async fn parallel_creates_at_the_plan_limit_let_one_through() {
+    let owner = User::new("racer");
+    owner.sign_in().await;
+    let attempts = (0..5).map(|i| {
+        let owner = &owner;
+        async move {
+            owner
+                .post("/v1/agents", json!({"name": format!("race {i}")}))
+                .await
+                .0
+        }
+    });
+    let statuses = futures::future::join_all(attempts).await;
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == StatusCode::CREATED)
+            .count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses
+            .iter()
+            .all(|s| *s == StatusCode::CREATED || *s == StatusCode::FORBIDDEN)
+    );
+}
+
+#[tokio::test]
+async fn missing_or_bad_credentials_are_401_and_logged_failures_are_recorded() {
+    let anonymous = reqwest::Client::new();
+    let response = anonymous
+        .get(format!("{}/v1/agents", base_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(code(&body), "missing_credentials");
+    assert!(body["requestId"].is_string());
+    let forged = User::with_key("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl");
+    let (status, body) = forged.get("/v1/me").await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::UNAUTHORIZED, "invalid_token")
+    );
+    let (status, body) = User::new("x").get("/v1/nowhere").await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::NOT_FOUND, "route_not_found")
+    );
+    let (status, _) = User::new("y").call(Method::PUT, "/v1/agents", None).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[tokio::test]
+async fn the_served_openapi_document_lists_exactly_the_routes_and_matches_the_committed_copy() {
+    let served: Value = reqwest::get(format!("{}/v1/openapi.json", base_url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(served["openapi"].as_str().unwrap().starts_with("3.1"));
+    let mut documented = std::collections::BTreeSet::new();
+    for (path, item) in served["paths"].as_object().unwrap() {
+        for method in ["get", "post", "patch", "delete", "put"] {
+            if item.get(method).is_some() {
+                documented.insert((method.to_uppercase(), path.clone()));
+            }
+        }
+    }
+    let routed: std::collections::BTreeSet<(String, String)> = management_api::ROUTES
+        .iter()
+        .filter(|(_, path, _)| *path != "/v1/openapi.json")
+        .map(|(method, path, _)| (method.to_string(), (*path).to_owned()))
+        .collect();
+    assert_eq!(documented, routed);
+
+    let committed: Value = serde_json::from_str(include_str!("../openapi.json"))
+        .expect("functions/management-api/openapi.json");
+    assert_eq!(
+        served, committed,
+        "openapi.json is stale: regenerate with `make openapi`"
+    );
+}

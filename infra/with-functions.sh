@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# with-functions.sh CMD...  (used by `make test`)
+# Runs CMD with every function served by `cargo lambda watch` at
+# http://localhost:$CARGO_LAMBDA_PORT/lambda-url/<function>/ (default port 9000), as in
+# `make dev`. Expects the services' environment to be exported (run it under
+# with-services.sh). Stops the functions afterwards; exits with CMD's exit code.
+set -uo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PORT="${CARGO_LAMBDA_PORT:-9000}"
+export CARGO_LAMBDA_PORT="$PORT" PATH="$ROOT/.venv/bin:$PATH"
+if (($# == 0)); then echo "usage: $0 CMD [ARGS...]" >&2; exit 2; fi
+if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+  echo "with-functions: port $PORT is in use (another cargo lambda watch?); set CARGO_LAMBDA_PORT" >&2
+  exit 1
+fi
+
+cd "$ROOT"
+# Its own session, so stopping it stops the functions it spawned too.
+setsid cargo lambda watch --invoke-port "$PORT" >"$ROOT/.local/watch.log" 2>&1 &
+watch_pid=$!
+stop() { kill -TERM -- "-$watch_pid" 2>/dev/null; wait "$watch_pid" 2>/dev/null; }
+trap stop EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+for _ in $(seq 1 300); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
+  kill -0 "$watch_pid" 2>/dev/null || { echo "with-functions: cargo lambda watch exited (see .local/watch.log)" >&2; exit 1; }
+  sleep 0.2
+done
+echo "with-functions: functions served at http://localhost:$PORT/lambda-url/<function>/ (log .local/watch.log)" >&2
+"$@"
+exit $?
