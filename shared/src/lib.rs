@@ -13,6 +13,7 @@
 //! - [`crypto`]: sealing secrets that must be readable again (OAuth tokens, webhook secrets).
 //! - [`db`]: the Postgres adapter — pool, per-request transactions carrying the caller's
 //!   claims for row-level security, migrations.
+//! - [`ratelimit`]: per-IP / per-caller limits as DynamoDB atomic counters.
 //! - [`aws`]: SDK clients (S3, SQS, DynamoDB) honouring `AWS_ENDPOINT_URL` for the local stack.
 //! - [`sqs`]: the batch runner every SQS worker uses (partial batch failures).
 //! - [`telemetry`]: tracing setup (JSON logs in Lambda).
@@ -28,6 +29,7 @@ pub mod db;
 pub mod error;
 pub mod http;
 pub mod pagination;
+pub mod ratelimit;
 pub mod sqs;
 pub mod team;
 pub mod telemetry;

@@ -136,6 +136,11 @@ pub async fn run(deps: &ManagementDeps, req: &Request) -> ApiResult<Response<Bod
             return Err(refusal);
         }
     };
+    let caller_key = match &session.key {
+        Some(key) => format!("key:{}", key.key_id),
+        None => format!("user:{}", session.caller.user_id().unwrap_or_default()),
+    };
+    deps.limiter.check(&deps.per_caller, &caller_key).await?;
     let ctx = Ctx {
         deps,
         tx: &tx,

@@ -8,6 +8,7 @@ mod router;
 mod routes;
 
 use chatpad::auth::jwt::JwtVerifier;
+use chatpad::ratelimit::{Limit, RateLimiter};
 use chatpad::{Deps, http};
 use lambda_http::{Body, Request, Response};
 
@@ -20,18 +21,26 @@ pub const BODY_LIMIT: usize = 256 * 1024;
 pub struct ManagementDeps {
     pub deps: Deps,
     pub jwt: JwtVerifier,
+    pub limiter: RateLimiter,
+    /// Requests per authenticated caller (user or API key) and minute
+    /// (`API_RATE_LIMIT_PER_MINUTE`, default 1200).
+    pub per_caller: Limit,
 }
 
 impl ManagementDeps {
-    /// Builds the dependencies from `deps` (no network access until the first request).
-    pub fn new(deps: Deps) -> anyhow::Result<Self> {
-        let jwt = JwtVerifier::new(&deps.config.jwt)?;
-        Ok(ManagementDeps { deps, jwt })
-    }
-
-    /// Reads the configuration from the environment.
-    pub fn from_env() -> anyhow::Result<Self> {
-        Self::new(Deps::from_env()?)
+    /// Reads the configuration from the environment (no network access until the first request).
+    pub async fn from_env() -> anyhow::Result<Self> {
+        let deps = Deps::from_env()?;
+        let per_minute = std::env::var("API_RATE_LIMIT_PER_MINUTE")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1200);
+        Ok(ManagementDeps {
+            jwt: JwtVerifier::new(&deps.config.jwt)?,
+            deps,
+            limiter: RateLimiter::from_env().await?,
+            per_caller: Limit::per_minute("management-api", per_minute),
+        })
     }
 }
 

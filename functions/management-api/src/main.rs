@@ -10,7 +10,7 @@ use lambda_http::{Error, service_fn};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     chatpad::telemetry::init();
-    let deps = Arc::new(management_api::ManagementDeps::from_env()?);
+    let deps = Arc::new(management_api::ManagementDeps::from_env().await?);
     lambda_http::run(service_fn(move |req| {
         let deps = Arc::clone(&deps);
         async move { Ok::<_, Error>(management_api::handle(&deps, req).await) }

@@ -9,7 +9,7 @@ use lambda_http::{Error, service_fn};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     chatpad::telemetry::init();
-    let deps = Arc::new(chatpad::Deps::from_env()?);
+    let deps = Arc::new(validate_api_key::ValidateDeps::from_env().await?);
     lambda_http::run(service_fn(move |req| {
         let deps = Arc::clone(&deps);
         async move { Ok::<_, Error>(validate_api_key::handle(&deps, req).await) }

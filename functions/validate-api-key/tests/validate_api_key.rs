@@ -3,21 +3,54 @@
 
 use chatpad::Deps;
 use chatpad::auth::api_keys;
+use chatpad::ratelimit::{Limit, RateLimiter};
 use chatpad::testing::TestDb;
 use lambda_http::{Body, Request};
 use secrecy::ExposeSecret;
 use serde_json::Value;
 use uuid::Uuid;
+use validate_api_key::ValidateDeps;
 
 struct Fixture {
     test: TestDb,
-    deps: Deps,
+    deps: ValidateDeps,
     owner: Uuid,
+}
+
+/// The real rate-limit table in the local stack (moto), as the function uses it.
+async fn limiter() -> RateLimiter {
+    for name in [
+        "AWS_ENDPOINT_URL",
+        "AWS_REGION",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+    ] {
+        if std::env::var(name).is_err() {
+            // SAFETY: set before any other thread reads the environment in this test process.
+            unsafe { std::env::set_var(name, chatpad::testing::env_var(name).expect(name)) };
+        }
+    }
+    let config = chatpad::aws::sdk_config().await;
+    RateLimiter::new(
+        chatpad::aws::dynamodb_client(&config),
+        chatpad::testing::env_var("RATE_LIMIT_TABLE").unwrap(),
+    )
 }
 
 async fn fixture() -> Fixture {
     let test = TestDb::new().await;
-    let deps = Deps::new(test.config()).unwrap();
+    // Each fixture its own limit name, so parallel tests do not share counters.
+    let name: &'static str =
+        Box::leak(format!("validate-test-{}", Uuid::new_v4()).into_boxed_str());
+    let deps = ValidateDeps {
+        deps: Deps::new(test.config()).unwrap(),
+        limiter: limiter().await,
+        per_ip: Limit {
+            name,
+            max: 20,
+            window: std::time::Duration::from_secs(86_400),
+        },
+    };
     let su = test.superuser().await;
     let owner: Uuid = su
         .query_one(
@@ -40,7 +73,7 @@ async fn fixture() -> Fixture {
 impl Fixture {
     /// Stores a new key for the owner the way the management API does; returns its plaintext.
     async fn key(&self, extra: &str) -> (Uuid, String) {
-        let key = api_keys::generate(&self.deps.config.api_key_pepper);
+        let key = api_keys::generate(&self.deps.deps.config.api_key_pepper);
         let id: Uuid = self
             .test
             .superuser()
@@ -193,10 +226,10 @@ async fn revoked_and_expired_keys_are_refused_and_logged_for_their_owner() {
 async fn unknown_and_malformed_keys_get_the_same_answer() {
     let f = fixture().await;
     let (_, real) = f.key("").await;
-    let unknown = api_keys::generate(&f.deps.config.api_key_pepper);
+    let unknown = api_keys::generate(&f.deps.deps.config.api_key_pepper);
     // Same prefix as a real key but other random characters: found by prefix, refused by hash.
     let forged = {
-        let mut k = api_keys::generate(&f.deps.config.api_key_pepper)
+        let mut k = api_keys::generate(&f.deps.deps.config.api_key_pepper)
             .plaintext
             .expose_secret()
             .to_owned();
@@ -258,4 +291,37 @@ async fn bad_requests_get_clear_json_errors() {
         (405, Some("method_not_allowed"))
     );
     assert!(body["requestId"].is_string());
+}
+
+#[tokio::test]
+async fn a_client_over_the_rate_limit_gets_429_with_retry_after() {
+    let f = fixture().await;
+    let mut statuses = Vec::new();
+    for _ in 0..22 {
+        let req = lambda_http::http::Request::builder()
+            .method("POST")
+            .header("content-type", "application/json")
+            .body(Body::from(r#"{"apiKey": "cpk_live_nope"}"#))
+            .unwrap();
+        let response = validate_api_key::handle(&f.deps, req).await;
+        if response.status() == 429 {
+            let retry: u64 = response.headers()["retry-after"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!((1..=86_400).contains(&retry));
+        }
+        statuses.push(response.status().as_u16());
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 401).count(),
+        20,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        2,
+        "{statuses:?}"
+    );
 }
