@@ -688,21 +688,31 @@ def handle_batch(sqs, url: str, queue: str, function: str, msgs: list[dict]) -> 
     print(f"pump: {queue} -> {function}: {len(records)} records, {len(keep)} failures", flush=True)
 
 
-def cmd_pump(_args) -> None:
+def cmd_pump(args) -> None:
+    global LAMBDA_PORT
+    if args.port:
+        LAMBDA_PORT = args.port
+    mappings = [(q, fn) for q, _dlq, fn in QUEUES]
+    # A pump for chosen queues (a test's own queue and invoke endpoint) runs beside the
+    # stack's pump and keeps no pid file.
+    custom = bool(args.map)
+    if custom:
+        mappings = [tuple(m.split("=", 1)) for m in args.map]
     LOCAL.mkdir(parents=True, exist_ok=True)
     other = pid_alive(PUMP_PID, "stack.py pump")
-    if other and other != os.getpid():
+    if not custom and other and other != os.getpid():
         log(f"pump already running (pid {other})")
         return
-    PUMP_PID.write_text(f"{os.getpid()}\n")
+    if not custom:
+        PUMP_PID.write_text(f"{os.getpid()}\n")
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     threads = [threading.Thread(target=pump_queue, args=(q, fn, stop), daemon=True, name=q)
-               for q, _dlq, fn in QUEUES]
+               for q, fn in mappings]
     for t in threads:
         t.start()
-    print(f"pump: {', '.join(f'{q} -> {fn}' for q, _, fn in QUEUES)} via "
+    print(f"pump: {', '.join(f'{q} -> {fn}' for q, fn in mappings)} via "
           f"http://localhost:{LAMBDA_PORT} (Ctrl-C stops)", flush=True)
     try:
         while not stop.is_set():
@@ -710,7 +720,7 @@ def cmd_pump(_args) -> None:
     finally:
         for t in threads:
             t.join(timeout=5)  # a thread stuck in a long invoke is a daemon: we just exit
-        if pid_alive(PUMP_PID, "stack.py pump") == os.getpid():
+        if not custom and pid_alive(PUMP_PID, "stack.py pump") == os.getpid():
             PUMP_PID.unlink(missing_ok=True)
         print("pump: stopped", flush=True)
 
@@ -722,7 +732,10 @@ def main() -> int:
     s.add_argument("--with-pump", action="store_true", help="also run the SQS pump in the background")
     sub.add_parser("stop", help="stop services")
     sub.add_parser("status", help="show what runs")
-    sub.add_parser("pump", help="run the SQS -> Lambda event pump in the foreground")
+    pp = sub.add_parser("pump", help="run the SQS -> Lambda event pump in the foreground")
+    pp.add_argument("--map", action="append", metavar="QUEUE=FUNCTION",
+                    help="pump only these queues (default: every queue of the stack); tests use it")
+    pp.add_argument("--port", type=int, help="cargo lambda's invoke port (default $CARGO_LAMBDA_PORT or 9000)")
     args = p.parse_args()
     if args.cmd == "status":
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `stack.py status | head` quietly
