@@ -122,6 +122,23 @@ impl Drop for TestDb {
     }
 }
 
+/// AWS SDK configuration for the local stack (moto), taking the settings from `.local/env` when
+/// the process environment lacks them.
+pub async fn aws_config() -> aws_config::SdkConfig {
+    for name in [
+        "AWS_ENDPOINT_URL",
+        "AWS_REGION",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+    ] {
+        if std::env::var(name).is_err() {
+            // SAFETY: tests call this first thing, before any other thread reads the environment.
+            unsafe { std::env::set_var(name, must(name)) };
+        }
+    }
+    crate::aws::sdk_config().await
+}
+
 /// Replaces the database name of a `postgres://` URL.
 pub fn with_database(url: &str, database: &str) -> String {
     let (base, query) = url

@@ -9,22 +9,7 @@ use std::time::{Duration, Instant};
 use aws_lambda_events::event::sqs::SqsEvent;
 use aws_sdk_sqs::types::QueueAttributeName;
 use chatpad::sqs::{Outcome, run_batch};
-use chatpad::testing::env_var;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-fn load_env() {
-    for name in [
-        "AWS_ENDPOINT_URL",
-        "AWS_REGION",
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-    ] {
-        if std::env::var(name).is_err() {
-            // SAFETY: single-threaded test runtime, before any SDK reads the environment.
-            unsafe { std::env::set_var(name, env_var(name).expect(name)) };
-        }
-    }
-}
 
 /// What the fake Lambda invoke endpoint saw: (path, body, receive count) per record.
 type Deliveries = Arc<Mutex<Vec<(String, String, String)>>>;
@@ -106,8 +91,7 @@ async fn serve_invocations(deliveries: Deliveries) -> u16 {
 
 #[tokio::test]
 async fn the_pump_deletes_processed_messages_and_redelivers_reported_failures() {
-    load_env();
-    let sqs = chatpad::aws::sqs_client(&chatpad::aws::sdk_config().await);
+    let sqs = chatpad::aws::sqs_client(&chatpad::testing::aws_config().await);
     let queue = format!(
         "pump-test-{}",
         &uuid::Uuid::new_v4().simple().to_string()[..12]

@@ -7,18 +7,7 @@ use chatpad::ratelimit::{Limit, RateLimiter};
 use chatpad::testing::env_var;
 
 async fn limiter() -> RateLimiter {
-    for name in [
-        "AWS_ENDPOINT_URL",
-        "AWS_REGION",
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-    ] {
-        if std::env::var(name).is_err() {
-            // SAFETY: single-threaded test runtime, before any SDK reads the environment.
-            unsafe { std::env::set_var(name, env_var(name).expect(name)) };
-        }
-    }
-    let config = chatpad::aws::sdk_config().await;
+    let config = chatpad::testing::aws_config().await;
     RateLimiter::new(
         chatpad::aws::dynamodb_client(&config),
         env_var("RATE_LIMIT_TABLE").unwrap(),

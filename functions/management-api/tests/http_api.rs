@@ -138,6 +138,16 @@ fn code(body: &Value) -> &str {
     body["error"]["code"].as_str().unwrap_or("")
 }
 
+/// The `field` of every item of a page's `data`.
+fn field<'a>(page: &'a Value, field: &str) -> Vec<&'a str> {
+    page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item[field].as_str().unwrap())
+        .collect()
+}
+
 #[tokio::test]
 async fn an_owner_manages_agents_articles_and_keys_and_sees_it_all_in_the_security_log() {
     let owner = User::new("owner");
@@ -205,23 +215,13 @@ async fn an_owner_manages_agents_articles_and_keys_and_sees_it_all_in_the_securi
         );
     }
     let (_, page1) = owner.get("/v1/agents?sort=name&limit=2").await;
-    let names: Vec<&str> = page1["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["name"].as_str().unwrap())
-        .collect();
+    let names = field(&page1, "name");
     assert_eq!(names, ["Alpha", "Beta"]);
     let cursor = page1["nextCursor"].as_str().unwrap();
     let (_, page2) = owner
         .get(&format!("/v1/agents?sort=name&limit=2&cursor={cursor}"))
         .await;
-    let names: Vec<&str> = page2["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["name"].as_str().unwrap())
-        .collect();
+    let names = field(&page2, "name");
     assert_eq!(names, ["Gamma", "Support"]);
     assert!(page2["nextCursor"].is_null());
     let (_, filtered) = owner.get("/v1/agents?q=amm").await;
@@ -293,12 +293,7 @@ async fn an_owner_manages_agents_articles_and_keys_and_sees_it_all_in_the_securi
     // Everything above is in the log, with who did it.
     let (status, log) = owner.get("/v1/security-logs?limit=100").await;
     assert_eq!(status, StatusCode::OK);
-    let events: Vec<&str> = log["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["eventType"].as_str().unwrap())
-        .collect();
+    let events = field(&log, "eventType");
     for expected in [
         "agent.created",
         "agent.updated",
@@ -426,12 +421,7 @@ async fn each_team_role_gets_exactly_its_capabilities() {
         StatusCode::NO_CONTENT
     );
     let (_, log) = owner.get("/v1/security-logs?eventType=team.").await;
-    let events: Vec<&str> = log["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["eventType"].as_str().unwrap())
-        .collect();
+    let events = field(&log, "eventType");
     for expected in [
         "team.invited",
         "team.joined",

@@ -19,18 +19,7 @@ struct Fixture {
 
 /// The real rate-limit table in the local stack (moto), as the function uses it.
 async fn limiter() -> RateLimiter {
-    for name in [
-        "AWS_ENDPOINT_URL",
-        "AWS_REGION",
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-    ] {
-        if std::env::var(name).is_err() {
-            // SAFETY: set before any other thread reads the environment in this test process.
-            unsafe { std::env::set_var(name, chatpad::testing::env_var(name).expect(name)) };
-        }
-    }
-    let config = chatpad::aws::sdk_config().await;
+    let config = chatpad::testing::aws_config().await;
     RateLimiter::new(
         chatpad::aws::dynamodb_client(&config),
         chatpad::testing::env_var("RATE_LIMIT_TABLE").unwrap(),

@@ -147,33 +147,38 @@ pub async fn list(tx: &impl GenericClient, account: Uuid) -> ApiResult<Vec<TeamM
 
 /// Changes a member's role.
 pub async fn change_role(tx: &impl GenericClient, id: Uuid, role: Role) -> ApiResult<TeamMember> {
-    let row = tx
-        .query_opt(
-            &format!(
-                "WITH tm AS (UPDATE team_members SET role = $2 WHERE id = $1 RETURNING *)
-                 SELECT {COLUMNS} FROM tm LEFT JOIN users u ON u.id = tm.member_id"
-            ),
-            &[&id, &role.as_str()],
-        )
-        .await?;
-    match row {
-        Some(row) => Ok(from_row(&row)),
-        None => Err(not_found_or_forbidden(tx, id, "team member").await),
-    }
+    change_one(
+        tx,
+        id,
+        "UPDATE team_members SET role = $2 WHERE id = $1 RETURNING *",
+        &[&id, &role.as_str()],
+    )
+    .await
 }
 
 /// Removes a member or withdraws an invitation.
 pub async fn remove(tx: &impl GenericClient, id: Uuid) -> ApiResult<TeamMember> {
-    let row = tx
-        .query_opt(
-            &format!(
-                "WITH tm AS (DELETE FROM team_members WHERE id = $1 RETURNING *)
-                 SELECT {COLUMNS} FROM tm LEFT JOIN users u ON u.id = tm.member_id"
-            ),
-            &[&id],
-        )
-        .await?;
-    match row {
+    change_one(
+        tx,
+        id,
+        "DELETE FROM team_members WHERE id = $1 RETURNING *",
+        &[&id],
+    )
+    .await
+}
+
+/// Runs `change` (a statement `RETURNING *` on one team row) and returns the row as it ended up,
+/// or 403/404 when the row is out of the caller's reach.
+async fn change_one(
+    tx: &impl GenericClient,
+    id: Uuid,
+    change: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> ApiResult<TeamMember> {
+    let sql = format!(
+        "WITH tm AS ({change}) SELECT {COLUMNS} FROM tm LEFT JOIN users u ON u.id = tm.member_id"
+    );
+    match tx.query_opt(&sql, params).await? {
         Some(row) => Ok(from_row(&row)),
         None => Err(not_found_or_forbidden(tx, id, "team member").await),
     }
