@@ -17,7 +17,8 @@ fi
 
 cd "$ROOT"
 # Its own session, so stopping it stops the functions it spawned too.
-setsid cargo lambda watch --invoke-port "$PORT" >"$ROOT/.local/watch.log" 2>&1 &
+# --ignore-changes: no hot reloads mid-suite (a reload answers in-flight requests with 500).
+setsid cargo lambda watch --ignore-changes --invoke-port "$PORT" >"$ROOT/.local/watch.log" 2>&1 &
 watch_pid=$!
 stop() { kill -TERM -- "-$watch_pid" 2>/dev/null; wait "$watch_pid" 2>/dev/null; }
 trap stop EXIT
@@ -28,6 +29,17 @@ for _ in $(seq 1 300); do
   (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
   kill -0 "$watch_pid" 2>/dev/null || { echo "with-functions: cargo lambda watch exited (see .local/watch.log)" >&2; exit 1; }
   sleep 0.2
+done
+# Start each HTTP function once before the suite: its first request spawns `cargo run`, and
+# the emulator can answer that very first request with a 500 while cargo waits on a lock.
+for manifest in "$ROOT"/functions/*/Cargo.toml; do
+  fn="$(basename "$(dirname "$manifest")")"
+  [[ "$fn" == *-worker ]] && continue   # SQS workers take no HTTP events
+  for _ in $(seq 1 60); do
+    code="$(curl -s -o /dev/null -w '%{http_code}' -m 120 "http://localhost:$PORT/lambda-url/$fn/")"
+    [[ "$code" != 000 && "$code" != 5?? ]] || [[ "$code" == 501 ]] && break
+    sleep 1
+  done
 done
 echo "with-functions: functions served at http://localhost:$PORT/lambda-url/<function>/ (log .local/watch.log)" >&2
 "$@"

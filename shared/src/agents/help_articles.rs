@@ -6,8 +6,7 @@ use tokio_postgres::Row;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::not_found_or_forbidden;
-use crate::db::GenericClient;
+use crate::db::{self, GenericClient};
 use crate::pagination::{Cursor, Page};
 use crate::{ApiError, ApiResult};
 
@@ -132,7 +131,7 @@ pub async fn update(
         .await?;
     match row {
         Some(row) => Ok(from_row(&row)),
-        None => Err(not_found_or_forbidden(tx, id, "help article").await),
+        None => Err(db::not_found_or_forbidden(tx, "help_articles", id, "help article").await),
     }
 }
 
@@ -142,7 +141,7 @@ pub async fn delete(tx: &impl GenericClient, id: Uuid) -> ApiResult<()> {
         .execute("DELETE FROM help_articles WHERE id = $1", &[&id])
         .await?
     {
-        0 => Err(not_found_or_forbidden(tx, id, "help article").await),
+        0 => Err(db::not_found_or_forbidden(tx, "help_articles", id, "help article").await),
         _ => Ok(()),
     }
 }

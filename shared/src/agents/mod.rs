@@ -12,7 +12,7 @@ use tokio_postgres::Row;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::db::GenericClient;
+use crate::db::{self, GenericClient};
 use crate::pagination::{Cursor, Page, Sort};
 use crate::{ApiError, ApiResult};
 
@@ -321,7 +321,7 @@ async fn apply(tx: &impl GenericClient, id: Uuid, f: &AgentFields) -> ApiResult<
         .await?;
     match row {
         Some(row) => from_row(&row),
-        None => Err(not_found_or_forbidden(tx, id, "agent").await),
+        None => Err(db::not_found_or_forbidden(tx, "agents", id, "agent").await),
     }
 }
 
@@ -331,35 +331,8 @@ pub async fn delete(tx: &impl GenericClient, id: Uuid) -> ApiResult<()> {
         .execute("DELETE FROM agents WHERE id = $1", &[&id])
         .await?
     {
-        0 => Err(not_found_or_forbidden(tx, id, "agent").await),
+        0 => Err(db::not_found_or_forbidden(tx, "agents", id, "agent").await),
         _ => Ok(()),
-    }
-}
-
-/// After a write touched nothing: 403 when the caller can see the row (their role is too low),
-/// 404 when they cannot (it does not exist, or belongs to another tenant).
-pub async fn not_found_or_forbidden(
-    tx: &impl GenericClient,
-    id: Uuid,
-    what: &'static str,
-) -> ApiError {
-    let table = match what {
-        "agent" => "agents",
-        "help article" => "help_articles",
-        "team member" => "team_members",
-        "API key" => "api_keys",
-        other => return ApiError::not_found(other),
-    };
-    match tx
-        .query_opt(&format!("SELECT 1 FROM {table} WHERE id = $1"), &[&id])
-        .await
-    {
-        Ok(Some(_)) => ApiError::forbidden(
-            "role_forbidden",
-            format!("your role does not allow changing this {what}"),
-        ),
-        Ok(None) => ApiError::not_found(what),
-        Err(err) => err.into(),
     }
 }
 

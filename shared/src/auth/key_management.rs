@@ -9,8 +9,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::api_keys::{SCOPES, generate};
-use crate::agents::not_found_or_forbidden;
-use crate::db::GenericClient;
+use crate::db::{self, GenericClient};
 use crate::{ApiError, ApiResult};
 
 /// An API key as listed: never its secret.
@@ -138,6 +137,6 @@ pub async fn revoke(tx: &impl GenericClient, id: Uuid) -> ApiResult<ApiKeyInfo> 
         .await?;
     match row {
         Some(row) => Ok(from_row(&row)),
-        None => Err(not_found_or_forbidden(tx, id, "API key").await),
+        None => Err(db::not_found_or_forbidden(tx, "api_keys", id, "API key").await),
     }
 }

@@ -108,6 +108,27 @@ pub async fn act_as(tx: &Transaction<'_>, caller: &Caller) -> Result<(), ApiErro
     Ok(())
 }
 
+/// After a write by id touched nothing: 403 when the caller can see the row (their role is too
+/// low for the change), 404 when they cannot (it does not exist, or is another tenant's).
+pub async fn not_found_or_forbidden(
+    tx: &impl GenericClient,
+    table: &'static str,
+    id: uuid::Uuid,
+    what: &str,
+) -> ApiError {
+    match tx
+        .query_opt(&format!("SELECT 1 FROM {table} WHERE id = $1"), &[&id])
+        .await
+    {
+        Ok(Some(_)) => ApiError::forbidden(
+            "role_forbidden",
+            format!("your role does not allow changing this {what}"),
+        ),
+        Ok(None) => ApiError::not_found(what),
+        Err(err) => err.into(),
+    }
+}
+
 /// Maps database errors a caller can cause to client errors; everything else is internal.
 /// Constraint names in the migrations are the stable part of these messages.
 pub fn classify_error(err: tokio_postgres::Error) -> ApiError {

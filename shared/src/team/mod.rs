@@ -7,8 +7,7 @@ use tokio_postgres::Row;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::agents::not_found_or_forbidden;
-use crate::db::GenericClient;
+use crate::db::{self, GenericClient};
 use crate::{ApiError, ApiResult};
 
 /// A role in an account, from most to least powerful.
@@ -180,7 +179,7 @@ async fn change_one(
     );
     match tx.query_opt(&sql, params).await? {
         Some(row) => Ok(from_row(&row)),
-        None => Err(not_found_or_forbidden(tx, id, "team member").await),
+        None => Err(db::not_found_or_forbidden(tx, "team_members", id, "team member").await),
     }
 }
 
