@@ -29,8 +29,11 @@ pub struct HelpArticle {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HelpArticleFields {
+    #[schema(min_length = 1, max_length = 300, pattern = "\\S")]
     pub title: Option<String>,
+    #[schema(max_length = 100000)]
     pub body_markdown: Option<String>,
+    #[schema(max_length = 100)]
     pub category: Option<String>,
     pub published: Option<bool>,
     pub position: Option<i32>,

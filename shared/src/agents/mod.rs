@@ -49,10 +49,13 @@ pub struct Agent {
 pub struct Appearance {
     /// `#RRGGBB`
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^#[0-9A-Fa-f]{6}$")]
     pub primary_color: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^#[0-9A-Fa-f]{6}$")]
     pub text_color: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^#[0-9A-Fa-f]{6}$")]
     pub background_color: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub position: Option<WidgetPosition>,
@@ -60,9 +63,11 @@ pub struct Appearance {
     pub launcher_icon: Option<LauncherIcon>,
     /// An https URL of the agent's avatar image.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^https://", max_length = 2048)]
     pub avatar_url: Option<String>,
     /// A CSS font family name.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 80, pattern = "^[^;{}<>]+$")]
     pub font: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dark_mode: Option<DarkMode>,
@@ -103,7 +108,9 @@ pub enum DarkMode {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LeadFormField {
     /// Machine name, `[a-z][a-z0-9_]*`.
+    #[schema(pattern = "^[a-z][a-z0-9_]{0,39}$")]
     pub name: String,
+    #[schema(min_length = 1, max_length = 80, pattern = "\\S")]
     pub label: String,
     #[serde(rename = "type")]
     pub kind: LeadFieldKind,
@@ -159,23 +166,35 @@ pub struct RetrievalSettings {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AgentFields {
+    #[schema(min_length = 1, max_length = 120, pattern = "\\S")]
     pub name: Option<String>,
     pub model: Option<String>,
+    #[schema(max_length = 20000)]
     pub system_prompt: Option<String>,
+    #[schema(minimum = 0.0, maximum = 2.0)]
     pub temperature: Option<f32>,
+    #[schema(max_length = 1000)]
     pub greeting: Option<String>,
+    #[schema(min_length = 1, max_length = 1000)]
     pub fallback_message: Option<String>,
     /// Merged into the current appearance.
     pub appearance: Option<Appearance>,
+    #[schema(max_items = 100)]
     pub allowed_domains: Option<Vec<String>>,
     pub help_center_enabled: Option<bool>,
+    #[schema(max_items = 20)]
     pub lead_form_fields: Option<Vec<LeadFormField>>,
     pub status: Option<AgentStatus>,
     /// `vector` or `hybrid`.
+    #[schema(pattern = "^(vector|hybrid)$")]
     pub retrieval_mode: Option<String>,
+    #[schema(minimum = -1.0, maximum = 1.0)]
     pub match_threshold: Option<f32>,
+    #[schema(minimum = 1, maximum = 50)]
     pub match_count: Option<i32>,
+    #[schema(minimum = 32, maximum = 2000)]
     pub chunk_size_tokens: Option<i32>,
+    #[schema(minimum = 0, maximum = 500)]
     pub chunk_overlap_tokens: Option<i32>,
 }
 

@@ -41,9 +41,11 @@ pub struct CreatedApiKey {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewApiKey {
+    #[schema(min_length = 1, max_length = 120, pattern = "\\S")]
     pub name: String,
     /// Any of `chat:write`, `leads:read`, `leads:write`, `knowledge:read`, `knowledge:write`,
     /// `agents:read`, `agents:write`, `admin`.
+    #[schema(min_items = 1)]
     pub scopes: Vec<String>,
     pub expires_at: Option<DateTime<Utc>>,
 }

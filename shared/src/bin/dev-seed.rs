@@ -34,7 +34,7 @@ async fn main() -> anyhow::Result<()> {
     let owner = jwt::sign_in(&client, &claims).await?;
     grant_demo_plan(owner).await?;
     let tx = db::begin_as(&mut client, &Caller::User { user_id: owner }).await?;
-    let agent: Uuid = match tx.query_opt("SELECT id FROM agents WHERE user_id = $1 AND name = 'Demo agent'", &[&owner]).await? {
+    let agent: Uuid = match tx.query_opt("SELECT id FROM agents WHERE user_id = $1 AND name = 'Demo agent' ORDER BY created_at LIMIT 1", &[&owner]).await? {
         Some(row) => row.get(0),
         None => tx
             .query_one(

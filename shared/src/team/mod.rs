@@ -64,6 +64,7 @@ pub struct TeamMember {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Invitation {
+    #[schema(format = Email, max_length = 320)]
     pub email: String,
     pub role: Role,
 }
