@@ -15,6 +15,7 @@
 //!   claims for row-level security, migrations.
 //! - [`ratelimit`]: per-IP / per-caller limits as DynamoDB atomic counters.
 //! - [`aws`]: SDK clients (S3, SQS, DynamoDB) honouring `AWS_ENDPOINT_URL` for the local stack.
+//! - [`net`]: the SSRF guard — the only way to fetch URLs a customer gave (crawling, webhooks).
 //! - [`sqs`]: the batch runner every SQS worker uses (partial batch failures).
 //! - [`telemetry`]: tracing setup (JSON logs in Lambda).
 //! - `testing` (feature `test-support`): a fresh database per test, connected as the app role.
@@ -28,6 +29,7 @@ pub mod crypto;
 pub mod db;
 pub mod error;
 pub mod http;
+pub mod net;
 pub mod pagination;
 pub mod ratelimit;
 pub mod sqs;
