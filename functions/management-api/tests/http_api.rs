@@ -134,6 +134,26 @@ async fn set_plan(account: &str, plan: &str) {
         .unwrap();
 }
 
+/// Failed sign-ins with an invalid token in the security log (they belong to no account, so
+/// only the owner role sees them).
+async fn failed_sign_ins_logged() -> i64 {
+    let (client, conn) = tokio_postgres::connect(
+        &env_var("MIGRATION_DATABASE_URL").unwrap(),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    client
+        .query_one(
+            "SELECT count(*) FROM security_logs WHERE event_type = 'auth.failed' AND details->>'reason' = 'invalid_token'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
 fn code(body: &Value) -> &str {
     body["error"]["code"].as_str().unwrap_or("")
 }
@@ -523,11 +543,16 @@ async fn missing_or_bad_credentials_are_401_and_logged_failures_are_recorded() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(code(&body), "missing_credentials");
     assert!(body["requestId"].is_string());
+    let before = failed_sign_ins_logged().await;
     let forged = User::with_key("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl");
     let (status, body) = forged.get("/v1/me").await;
     assert_eq!(
         (status, code(&body)),
         (StatusCode::UNAUTHORIZED, "invalid_token")
+    );
+    assert!(
+        failed_sign_ins_logged().await > before,
+        "the failed sign-in is in the security log"
     );
     let (status, body) = User::new("x").get("/v1/nowhere").await;
     assert_eq!(
