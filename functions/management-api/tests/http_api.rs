@@ -141,16 +141,20 @@ impl User {
     }
 }
 
-/// Puts an account on a plan, as a platform operator would (the owner role, in SQL).
-async fn set_plan(account: &str, plan: &str) {
-    let (client, conn) = tokio_postgres::connect(
-        &env_var("MIGRATION_DATABASE_URL").unwrap(),
-        tokio_postgres::NoTls,
-    )
-    .await
-    .unwrap();
+/// A connection as the owner role (platform-operator fixtures and checks, outside RLS policies).
+async fn owner_db() -> tokio_postgres::Client {
+    let url = env_var("MIGRATION_DATABASE_URL").unwrap();
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
     tokio::spawn(conn);
     client
+}
+
+/// Puts an account on a plan, as a platform operator would (the owner role, in SQL).
+async fn set_plan(account: &str, plan: &str) {
+    owner_db()
+        .await
         .execute(
             "INSERT INTO subscriptions (user_id, plan_id) VALUES ($1::text::uuid, $2)
              ON CONFLICT (user_id) DO UPDATE SET plan_id = EXCLUDED.plan_id",
@@ -163,14 +167,8 @@ async fn set_plan(account: &str, plan: &str) {
 /// Failed sign-ins with an invalid token in the security log (they belong to no account, so
 /// only the owner role sees them).
 async fn failed_sign_ins_logged() -> i64 {
-    let (client, conn) = tokio_postgres::connect(
-        &env_var("MIGRATION_DATABASE_URL").unwrap(),
-        tokio_postgres::NoTls,
-    )
-    .await
-    .unwrap();
-    tokio::spawn(conn);
-    client
+    owner_db()
+        .await
         .query_one(
             "SELECT count(*) FROM security_logs WHERE event_type = 'auth.failed' AND details->>'reason' = 'invalid_token'",
             &[],
