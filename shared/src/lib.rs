@@ -5,6 +5,7 @@
 //! - [`error`]: the one API error type, its JSON shape and HTTP status.
 //! - [`http`]: request parsing and JSON responses for `lambda_http` handlers.
 //! - [`agents`]: agents (chatbots), their help-center articles and the model catalogue.
+//! - [`knowledge`]: knowledge sources, extraction, chunking and retrieval.
 //! - [`team`]: sharing an account with team members in roles.
 //! - [`pagination`]: cursors, page sizes and whitelisted sorts of every listing.
 //! - [`auth`]: who is calling — JWT verification, API keys, the claims handed to Postgres —
@@ -29,6 +30,7 @@ pub mod crypto;
 pub mod db;
 pub mod error;
 pub mod http;
+pub mod knowledge;
 pub mod net;
 pub mod pagination;
 pub mod ratelimit;
