@@ -175,6 +175,62 @@ async fn the_document_answering_a_question_ranks_first() {
     assert!(scores[0] - runner_up > 0.1, "scores {scores:?}");
 }
 
+/// sentence-transformers' recipe on candle-transformers' `BertModel`, one text at a time (no
+/// padding involved): the reference the fast forward pass must reproduce.
+fn reference_embedding(text: &str) -> Vec<f32> {
+    use candle_core::{DType, Device, Tensor};
+    use candle_transformers::models::bert::{BertModel, Config};
+
+    let dir = std::path::PathBuf::from(chatpad::testing::env_var("EMBEDDING_MODEL_DIR").unwrap());
+    let config: Config =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    let mut tokenizer = tokenizers::Tokenizer::from_file(dir.join("tokenizer.json")).unwrap();
+    tokenizer.with_padding(None);
+    tokenizer
+        .with_truncation(Some(tokenizers::TruncationParams {
+            max_length: 256,
+            ..Default::default()
+        }))
+        .unwrap();
+    let weights = std::fs::read(dir.join("model.safetensors")).unwrap();
+    let vb = candle_nn::VarBuilder::from_buffered_safetensors(weights, DType::F32, &Device::Cpu)
+        .unwrap();
+    let model = BertModel::load(vb, &config).unwrap();
+
+    let ids = tokenizer.encode(text, true).unwrap().get_ids().to_vec();
+    let ids = Tensor::new(ids.as_slice(), &Device::Cpu)
+        .unwrap()
+        .unsqueeze(0)
+        .unwrap();
+    let hidden = model
+        .forward(&ids, &ids.zeros_like().unwrap(), None)
+        .unwrap();
+    let mean = hidden.mean(1).unwrap().squeeze(0).unwrap();
+    let mean = mean.to_vec1::<f32>().unwrap();
+    let n = norm(&mean);
+    mean.iter().map(|x| x / n).collect()
+}
+
+#[tokio::test]
+async fn the_fast_forward_pass_matches_candle_transformers_bert() {
+    let model = model();
+    let texts = vec![
+        "change my password".to_owned(),
+        long_text(30),
+        "Où est la gare ? 東京 🚀".to_owned(),
+        String::new(),
+    ];
+    let fast = model.embed(&texts).await.unwrap();
+    for (text, vector) in texts.iter().zip(&fast) {
+        let reference = reference_embedding(text);
+        assert!(
+            max_abs_diff(vector, &reference) < 1e-4,
+            "{text:?}: diff {}",
+            max_abs_diff(vector, &reference)
+        );
+    }
+}
+
 #[test]
 fn a_missing_model_folder_or_file_is_named_in_the_error() {
     let err = LocalMiniLm::load("/nonexistent/model").unwrap_err();

@@ -1,27 +1,25 @@
-//! all-MiniLM-L6-v2 run in-process with candle on the CPU.
+//! all-MiniLM-L6-v2 run in-process on the CPU.
 //!
 //! Sentence embeddings as sentence-transformers computes them: BERT's last hidden states,
-//! mean-pooled over the real tokens (the attention mask), then L2-normalised; 384 floats.
+//! mean-pooled over the text's tokens, then L2-normalised; 384 floats.
 //!
-//! Speed comes from not computing what is thrown away:
+//! Speed comes from not computing what is thrown away and from using every core:
 //! - the shipped `tokenizer.json` pads every text to 128 tokens and cuts it at 128; here
-//!   padding is off and truncation is at 256 tokens, the model's `max_seq_length`, so a short
-//!   question costs a few tokens and a long chunk is not silently cut in half;
-//! - texts are sorted by token count and run in batches of similar length, each padded only
-//!   to its own longest text, then put back in input order;
-//! - the forward pass runs in `spawn_blocking` (it is seconds of CPU for big inputs) and its
-//!   matrix products use every core through candle's `gemm` thread pool.
+//!   truncation is at 256 tokens, the model's `max_seq_length`, and nothing is padded at all:
+//!   the texts of a batch are packed end to end and attention runs per text (see
+//!   `minilm.rs`), so a short question costs its own few tokens and a long chunk is not
+//!   silently cut in half;
+//! - the forward pass runs in `spawn_blocking` (it is seconds of CPU for big inputs) and uses
+//!   every core (rayon's pool) for its matrix products and element-wise passes.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config};
 use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
 use super::EmbedError;
+use super::minilm::{BertConfig, MiniLm};
 
 /// all-MiniLM-L6-v2 loaded in memory (about 90 MB of f32 weights). Cheap to clone: clones
 /// share the weights.
@@ -31,12 +29,11 @@ pub struct LocalMiniLm {
 }
 
 struct Inner {
-    model: BertModel,
-    /// Truncates at [`LocalMiniLm::MAX_TOKENS`], pads nothing (batches are padded by hand).
+    model: MiniLm,
+    /// Truncates at [`LocalMiniLm::MAX_TOKENS`] and pads nothing.
     tokenizer: Tokenizer,
     /// The same tokenizer without truncation, to tell callers how long a text really is.
     counter: Tokenizer,
-    device: Device,
 }
 
 impl fmt::Debug for LocalMiniLm {
@@ -55,8 +52,8 @@ impl LocalMiniLm {
     /// Longest input in tokens, counting `[CLS]` and `[SEP]` (the model's `max_seq_length`);
     /// longer texts are truncated, so chunkers should stay below it.
     pub const MAX_TOKENS: usize = 256;
-    /// Texts per forward pass. Larger batches make bigger matrix products (better use of both
-    /// cores) but pad more when lengths differ; sorting by length keeps that padding small.
+    /// Texts per forward pass. Enough rows (up to 32 × 256 tokens) for the matrix products to
+    /// keep every core busy, while a batch's activations stay below about 130 MB.
     pub const BATCH_SIZE: usize = 32;
 
     /// Loads `model.safetensors`, `tokenizer.json` and `config.json` from `dir`. A missing or
@@ -70,7 +67,7 @@ impl LocalMiniLm {
         let config_path = dir.join("config.json");
         let config_text =
             std::fs::read_to_string(&config_path).map_err(|err| file_error(&config_path, err))?;
-        let config: Config = serde_json::from_str(&config_text)
+        let config: BertConfig = serde_json::from_str(&config_text)
             .map_err(|err| file_error(&config_path, format!("not a BERT config: {err}")))?;
         if config.hidden_size != Self::DIMENSIONS {
             return Err(file_error(
@@ -104,17 +101,20 @@ impl LocalMiniLm {
         let weights_path = dir.join("model.safetensors");
         // Read into memory rather than mmap: safe code, and the file is read once per process.
         let weights = std::fs::read(&weights_path).map_err(|err| file_error(&weights_path, err))?;
-        let device = Device::Cpu;
-        let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &device)
+        let model = MiniLm::from_safetensors(&config, &weights)
             .map_err(|err| file_error(&weights_path, err))?;
-        let model = BertModel::load(vb, &config).map_err(|err| file_error(&weights_path, err))?;
+        if model.max_positions() < Self::MAX_TOKENS {
+            return Err(file_error(
+                &config_path,
+                format!("max_position_embeddings is below {}", Self::MAX_TOKENS),
+            ));
+        }
 
         Ok(LocalMiniLm {
             inner: Arc::new(Inner {
                 model,
                 tokenizer,
                 counter,
-                device,
             }),
         })
     }
@@ -159,32 +159,28 @@ impl LocalMiniLm {
             .encode_batch_fast(inputs, true)
             .map_err(|err| EmbedError::Model(format!("tokenizing: {err}")))?;
 
-        // Similar lengths together so each batch pads little; the sort is stable, so equal
-        // lengths keep their order.
-        let mut order: Vec<usize> = (0..encodings.len()).collect();
-        order.sort_by_key(|&i| encodings[i].get_ids().len());
+        let vocab = inner.model.vocab_size();
+        let ids: Vec<&[u32]> = encodings.iter().map(|e| e.get_ids()).collect();
+        if ids.iter().any(|t| t.is_empty()) {
+            return Err(EmbedError::Model(
+                "the tokenizer produced an empty sequence".into(),
+            ));
+        }
+        if let Some(bad) = ids
+            .iter()
+            .flat_map(|t| t.iter())
+            .find(|&&id| id as usize >= vocab)
+        {
+            return Err(EmbedError::Model(format!(
+                "token id {bad} is outside the model's vocabulary of {vocab}: tokenizer.json \
+                 does not belong to model.safetensors"
+            )));
+        }
 
-        let mut out = vec![Vec::new(); encodings.len()];
-        for batch in order.chunks(Self::BATCH_SIZE) {
-            let seq_len = batch
-                .iter()
-                .map(|&i| encodings[i].get_ids().len())
-                .max()
-                .unwrap_or(0);
-            let mut ids = vec![0u32; batch.len() * seq_len];
-            let mut mask = vec![0u32; batch.len() * seq_len];
-            for (row, &i) in batch.iter().enumerate() {
-                let enc = &encodings[i];
-                let start = row * seq_len;
-                ids[start..start + enc.len()].copy_from_slice(enc.get_ids());
-                mask[start..start + enc.len()].copy_from_slice(enc.get_attention_mask());
-            }
-            let vectors = inner
-                .forward(ids, mask, batch.len(), seq_len)
-                .map_err(|err| EmbedError::Model(err.to_string()))?;
-            for (&i, vector) in batch.iter().zip(vectors) {
-                out[i] = vector;
-            }
+        // No padding, so no sorting by length either: batches are runs of input order.
+        let mut out = Vec::with_capacity(ids.len());
+        for batch in ids.chunks(Self::BATCH_SIZE) {
+            out.extend(inner.model.embed(batch));
         }
         Ok(out)
     }
@@ -198,33 +194,6 @@ impl LocalMiniLm {
             .encode_fast(text, true)
             .map_err(|err| EmbedError::Model(format!("tokenizing: {err}")))?;
         Ok(encoding.len())
-    }
-}
-
-impl Inner {
-    /// One forward pass over a padded batch (`ids` and `mask` are `batch × seq_len`, row-major),
-    /// returning mean-pooled, L2-normalised sentence vectors in row order.
-    fn forward(
-        &self,
-        ids: Vec<u32>,
-        mask: Vec<u32>,
-        batch: usize,
-        seq_len: usize,
-    ) -> candle_core::Result<Vec<Vec<f32>>> {
-        let input_ids = Tensor::from_vec(ids, (batch, seq_len), &self.device)?;
-        let token_type_ids = input_ids.zeros_like()?;
-        let mask = Tensor::from_vec(mask, (batch, seq_len), &self.device)?;
-        let hidden = self
-            .model
-            .forward(&input_ids, &token_type_ids, Some(&mask))?;
-        let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
-        // Mean over real tokens only: padded positions carry garbage hidden states.
-        let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
-        let counts = mask.sum(1)?;
-        let mean = summed.broadcast_div(&counts)?;
-        // sentence-transformers' Normalize: x / max(‖x‖, 1e-12).
-        let norms = mean.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f32::MAX)?;
-        mean.broadcast_div(&norms)?.to_vec2::<f32>()
     }
 }
 

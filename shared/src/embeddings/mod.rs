@@ -16,6 +16,7 @@
 //! `EMBEDDING_MODEL_DIR`.
 
 mod local;
+mod minilm;
 mod openai;
 
 use std::path::PathBuf;
