@@ -6,6 +6,7 @@
 //! - [`http`]: request parsing and JSON responses for `lambda_http` handlers.
 //! - [`agents`]: agents (chatbots), their help-center articles and the model catalogue.
 //! - [`knowledge`]: knowledge sources, extraction, chunking and retrieval.
+//! - [`embeddings`]: text embeddings — all-MiniLM-L6-v2 in-process, or an OpenAI-compatible API.
 //! - [`team`]: sharing an account with team members in roles.
 //! - [`pagination`]: cursors, page sizes and whitelisted sorts of every listing.
 //! - [`auth`]: who is calling — JWT verification, API keys, the claims handed to Postgres —
@@ -28,6 +29,7 @@ pub mod billing;
 pub mod config;
 pub mod crypto;
 pub mod db;
+pub mod embeddings;
 pub mod error;
 pub mod http;
 pub mod knowledge;

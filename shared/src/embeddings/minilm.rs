@@ -1,0 +1,741 @@
+//! The forward pass of all-MiniLM-L6-v2 (a 6-layer BERT), written for CPU throughput.
+//!
+//! candle-transformers' `BertModel` computes the same function (the tests check that it
+//! does), but measured here it did about 7.6 chunks of 128 tokens per CPU-second against
+//! 20 for this one: every candle operation allocates a fresh tensor (hundreds of megabytes a
+//! batch, paid again in page faults), GELU, bias additions and the per-head attention products
+//! run on one core, and padded positions are computed and thrown away. Here:
+//!
+//! - the texts of a batch are **packed** one after the other (no padding at all); attention is
+//!   computed per text over its own tokens only, so no mask is needed;
+//! - the matrix products are `gemm` calls (the kernel candle uses, with run-time AVX2/FMA
+//!   dispatch) writing into buffers reused across the six layers; they use every core;
+//! - bias, GELU, residual and LayerNorm are fused into one parallel pass each, with
+//!   branch-free `exp` and `erf` compiled for AVX2 when the CPU has it. These loops need
+//!   opt-level 3 to be vectorised (see the workspace `Cargo.toml`).
+//!
+//! About 80% of the time is now in the four matrix products of each layer. Weights are read
+//! with candle from `model.safetensors`.
+
+use std::collections::HashMap;
+
+use candle_core::{DType, Device, Tensor};
+use gemm::Parallelism;
+use rayon::prelude::*;
+use serde::Deserialize;
+
+/// The fields of a BERT `config.json` this forward pass needs.
+#[derive(Debug, Clone, Deserialize)]
+pub(super) struct BertConfig {
+    pub hidden_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    pub intermediate_size: usize,
+    pub max_position_embeddings: usize,
+    pub layer_norm_eps: f64,
+    pub hidden_act: String,
+}
+
+struct LayerNorm {
+    gamma: Vec<f32>,
+    beta: Vec<f32>,
+}
+
+struct Layer {
+    /// Query, key and value projections side by side, transposed: `hidden × 3·hidden`.
+    qkv_w: Vec<f32>,
+    qkv_b: Vec<f32>,
+    /// Attention output projection, transposed: `hidden × hidden`.
+    out_w: Vec<f32>,
+    out_b: Vec<f32>,
+    attention_norm: LayerNorm,
+    /// Feed-forward up-projection, transposed: `hidden × intermediate`.
+    up_w: Vec<f32>,
+    up_b: Vec<f32>,
+    /// Feed-forward down-projection, transposed: `intermediate × hidden`.
+    down_w: Vec<f32>,
+    down_b: Vec<f32>,
+    output_norm: LayerNorm,
+}
+
+/// The model's weights, as plain row-major `f32` matrices.
+pub(super) struct MiniLm {
+    hidden: usize,
+    heads: usize,
+    intermediate: usize,
+    max_positions: usize,
+    eps: f32,
+    word_embeddings: Vec<f32>,
+    position_embeddings: Vec<f32>,
+    /// Row 0 of the token-type embeddings: every input is a single segment.
+    token_type: Vec<f32>,
+    embedding_norm: LayerNorm,
+    layers: Vec<Layer>,
+}
+
+/// Rows per task of the parallel element-wise passes: enough work to amortise scheduling.
+const ROWS_PER_TASK: usize = 32;
+
+impl MiniLm {
+    /// Builds the model from the bytes of a `model.safetensors` (names with or without the
+    /// `bert.` prefix).
+    pub(super) fn from_safetensors(config: &BertConfig, bytes: &[u8]) -> Result<Self, String> {
+        if config.hidden_act != "gelu" {
+            return Err(format!(
+                "hidden_act {:?} is not supported (expected \"gelu\")",
+                config.hidden_act
+            ));
+        }
+        if config.num_attention_heads == 0
+            || !config
+                .hidden_size
+                .is_multiple_of(config.num_attention_heads)
+        {
+            return Err("hidden_size is not a multiple of num_attention_heads".into());
+        }
+        let tensors = candle_core::safetensors::load_buffer(bytes, &Device::Cpu)
+            .map_err(|err| err.to_string())?;
+        let weights = Weights { tensors: &tensors };
+        let h = config.hidden_size;
+        let i = config.intermediate_size;
+
+        let layers = (0..config.num_hidden_layers)
+            .map(|n| {
+                let p = format!("encoder.layer.{n}");
+                let q = weights.get(&format!("{p}.attention.self.query.weight"), &[h, h])?;
+                let k = weights.get(&format!("{p}.attention.self.key.weight"), &[h, h])?;
+                let v = weights.get(&format!("{p}.attention.self.value.weight"), &[h, h])?;
+                let qkv = Tensor::cat(&[q, k, v], 0).map_err(|err| err.to_string())?;
+                let mut qkv_b = weights.vector(&format!("{p}.attention.self.query.bias"), h)?;
+                qkv_b.extend(weights.vector(&format!("{p}.attention.self.key.bias"), h)?);
+                qkv_b.extend(weights.vector(&format!("{p}.attention.self.value.bias"), h)?);
+                Ok(Layer {
+                    qkv_w: transposed(&qkv)?,
+                    qkv_b,
+                    out_w: weights.linear(&format!("{p}.attention.output.dense"), h, h)?,
+                    out_b: weights.vector(&format!("{p}.attention.output.dense.bias"), h)?,
+                    attention_norm: weights.layer_norm(&format!("{p}.attention.output"), h)?,
+                    up_w: weights.linear(&format!("{p}.intermediate.dense"), i, h)?,
+                    up_b: weights.vector(&format!("{p}.intermediate.dense.bias"), i)?,
+                    down_w: weights.linear(&format!("{p}.output.dense"), h, i)?,
+                    down_b: weights.vector(&format!("{p}.output.dense.bias"), h)?,
+                    output_norm: weights.layer_norm(&format!("{p}.output"), h)?,
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+
+        let vocab = weights
+            .tensor("embeddings.word_embeddings.weight")?
+            .dims2()
+            .map_err(|err| err.to_string())?
+            .0;
+        let token_types = weights.matrix("embeddings.token_type_embeddings.weight", None, h)?;
+        Ok(MiniLm {
+            hidden: h,
+            heads: config.num_attention_heads,
+            intermediate: i,
+            max_positions: config.max_position_embeddings,
+            eps: config.layer_norm_eps as f32,
+            word_embeddings: weights.matrix("embeddings.word_embeddings.weight", Some(vocab), h)?,
+            position_embeddings: weights.matrix(
+                "embeddings.position_embeddings.weight",
+                Some(config.max_position_embeddings),
+                h,
+            )?,
+            token_type: token_types[..h].to_vec(),
+            embedding_norm: weights.layer_norm("embeddings", h)?,
+            layers,
+        })
+    }
+
+    /// Vocabulary size: token ids must be below it.
+    pub(super) fn vocab_size(&self) -> usize {
+        self.word_embeddings.len() / self.hidden
+    }
+
+    /// Longest sequence the position embeddings cover.
+    pub(super) fn max_positions(&self) -> usize {
+        self.max_positions
+    }
+
+    /// Mean-pooled, L2-normalised sentence embeddings of `texts` (token ids with `[CLS]` and
+    /// `[SEP]`, each non-empty, at most [`Self::max_positions`] long, ids below
+    /// [`Self::vocab_size`]; the caller checks). Uses every core for big batches.
+    pub(super) fn embed(&self, texts: &[&[u32]]) -> Vec<Vec<f32>> {
+        let h = self.hidden;
+        let lens: Vec<usize> = texts.iter().map(|t| t.len()).collect();
+        let total: usize = lens.iter().sum();
+        if total == 0 {
+            return Vec::new();
+        }
+
+        // Token embeddings, packed: row r is token `positions[r]` of its text.
+        let ids: Vec<u32> = texts.iter().flat_map(|t| t.iter().copied()).collect();
+        let positions: Vec<usize> = lens.iter().flat_map(|&len| 0..len).collect();
+        let mut hidden = vec![0f32; total * h];
+        hidden
+            .par_chunks_mut(h)
+            .zip(ids.par_iter().zip(positions.par_iter()))
+            .for_each(|(row, (&id, &pos))| {
+                let word = &self.word_embeddings[id as usize * h..][..h];
+                let position = &self.position_embeddings[pos * h..][..h];
+                for (j, x) in row.iter_mut().enumerate() {
+                    *x = word[j] + position[j] + self.token_type[j];
+                }
+                layer_norm(row, &self.embedding_norm, self.eps);
+            });
+
+        // Buffers reused by every layer.
+        let mut qkv = vec![0f32; total * 3 * h];
+        let mut context = vec![0f32; total * h];
+        let mut projected = vec![0f32; total * h];
+        let mut inner = vec![0f32; total * self.intermediate];
+        let all_cores = Parallelism::Rayon(0);
+
+        for layer in &self.layers {
+            matmul(&mut qkv, &hidden, &layer.qkv_w, total, h, 3 * h, all_cores);
+            add_bias(&mut qkv, &layer.qkv_b);
+            self.attention(&qkv, &mut context, &lens);
+            matmul(
+                &mut projected,
+                &context,
+                &layer.out_w,
+                total,
+                h,
+                h,
+                all_cores,
+            );
+            self.add_and_norm(&mut hidden, &projected, &layer.out_b, &layer.attention_norm);
+            matmul(
+                &mut inner,
+                &hidden,
+                &layer.up_w,
+                total,
+                h,
+                self.intermediate,
+                all_cores,
+            );
+            add_bias_gelu(&mut inner, &layer.up_b);
+            matmul(
+                &mut projected,
+                &inner,
+                &layer.down_w,
+                total,
+                self.intermediate,
+                h,
+                all_cores,
+            );
+            self.add_and_norm(&mut hidden, &projected, &layer.down_b, &layer.output_norm);
+        }
+
+        // Mean over each text's tokens, then unit length (sentence-transformers' Normalize:
+        // x / max(‖x‖, 1e-12)).
+        let mut start = 0;
+        lens.iter()
+            .map(|&len| {
+                let rows = &hidden[start * h..(start + len) * h];
+                start += len;
+                let mut sum = vec![0f32; h];
+                for row in rows.chunks_exact(h) {
+                    for (s, x) in sum.iter_mut().zip(row) {
+                        *s += x;
+                    }
+                }
+                // mean = sum / len; the result is mean / max(‖mean‖, 1e-12).
+                let mean_norm = sum.iter().map(|x| x * x).sum::<f32>().sqrt() / len as f32;
+                let scale = 1.0 / (len as f32 * mean_norm.max(1e-12));
+                sum.iter_mut().for_each(|s| *s *= scale);
+                sum
+            })
+            .collect()
+    }
+
+    /// Multi-head self-attention of every text over its own tokens: `qkv` holds each token's
+    /// query, key and value (`3·hidden` per row); the heads' outputs go to `context`. One task
+    /// per text, so texts run in parallel and no task writes another's rows.
+    fn attention(&self, qkv: &[f32], context: &mut [f32], lens: &[usize]) {
+        let h = self.hidden;
+        let d = h / self.heads;
+        let scale = 1.0 / (d as f32).sqrt();
+        let mut jobs = Vec::with_capacity(lens.len());
+        let mut rest = context;
+        let mut start = 0;
+        for &len in lens {
+            let (out, tail) = rest.split_at_mut(len * h);
+            jobs.push((start, len, out));
+            rest = tail;
+            start += len;
+        }
+        jobs.into_par_iter().for_each(|(start, len, out)| {
+            let rows = &qkv[start * 3 * h..(start + len) * 3 * h];
+            let mut scores = vec![0f32; len * len];
+            for head in 0..self.heads {
+                let q = View::new(&rows[head * d..], len, d, 3 * h, 1);
+                // Kᵀ: element (i, j) is dimension i of token j's key.
+                let kt = View::new(&rows[h + head * d..], d, len, 1, 3 * h);
+                let v = View::new(&rows[2 * h + head * d..], len, d, 3 * h, 1);
+                gemm_into(
+                    &mut scores,
+                    len,
+                    len,
+                    len,
+                    1,
+                    q,
+                    kt,
+                    scale,
+                    Parallelism::None,
+                );
+                softmax_rows(&mut scores, len);
+                let probs = View::new(&scores, len, len, len, 1);
+                gemm_into(
+                    &mut out[head * d..],
+                    len,
+                    d,
+                    h,
+                    1,
+                    probs,
+                    v,
+                    1.0,
+                    Parallelism::None,
+                );
+            }
+        });
+    }
+
+    /// `hidden = LayerNorm(hidden + projected + bias)`, row by row in parallel.
+    fn add_and_norm(&self, hidden: &mut [f32], projected: &[f32], bias: &[f32], norm: &LayerNorm) {
+        let h = self.hidden;
+        hidden
+            .par_chunks_mut(h * ROWS_PER_TASK)
+            .zip(projected.par_chunks(h * ROWS_PER_TASK))
+            .for_each(|(xs, ys)| add_norm_rows(xs, ys, bias, norm, self.eps));
+    }
+}
+
+/// `row = (row − mean) / √(var + eps) · γ + β`.
+#[inline(always)]
+fn layer_norm(row: &mut [f32], norm: &LayerNorm, eps: f32) {
+    let n = row.len() as f32;
+    let mean = sum(row) / n;
+    let mut lanes = [0f32; LANES];
+    let mut chunks = row.chunks_exact(LANES);
+    for chunk in &mut chunks {
+        for (lane, x) in lanes.iter_mut().zip(chunk) {
+            *lane += (x - mean) * (x - mean);
+        }
+    }
+    let tail: f32 = chunks
+        .remainder()
+        .iter()
+        .map(|x| (x - mean) * (x - mean))
+        .sum();
+    let var = (lanes.iter().sum::<f32>() + tail) / n;
+    let inv = 1.0 / (var + eps).sqrt();
+    for ((x, g), b) in row.iter_mut().zip(&norm.gamma).zip(&norm.beta) {
+        *x = (*x - mean) * inv * g + b;
+    }
+}
+
+/// Lanes of the manual reductions below: the compiler keeps float sums in order (so scalar)
+/// unless the sum is split into independent partial sums like these.
+const LANES: usize = 8;
+
+#[inline(always)]
+fn sum(xs: &[f32]) -> f32 {
+    let mut lanes = [0f32; LANES];
+    let mut chunks = xs.chunks_exact(LANES);
+    for chunk in &mut chunks {
+        for (lane, x) in lanes.iter_mut().zip(chunk) {
+            *lane += x;
+        }
+    }
+    lanes.iter().sum::<f32>() + chunks.remainder().iter().sum::<f32>()
+}
+
+#[inline(always)]
+fn max(xs: &[f32]) -> f32 {
+    let mut lanes = [f32::NEG_INFINITY; LANES];
+    let mut chunks = xs.chunks_exact(LANES);
+    for chunk in &mut chunks {
+        for (lane, &x) in lanes.iter_mut().zip(chunk) {
+            *lane = if x > *lane { x } else { *lane };
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .chain(&lanes)
+        .copied()
+        .fold(f32::NEG_INFINITY, f32::max)
+}
+
+/// `e^x` for `x ≤ 0` (softmax arguments), branch-free so that it vectorises: Cephes' `expf`
+/// polynomial on `x − n·ln 2`, scaled by `2^n` built from the exponent bits. Relative error
+/// about 2e-7; results below `e^-87` become 0.
+#[inline(always)]
+fn exp_nonpositive(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    // Adding 1.5·2²³ rounds to the nearest integer and leaves it in the low mantissa bits.
+    const ROUND: f32 = 12_582_912.0;
+    let x = x.clamp(-87.0, 0.0);
+    let shifted = x * LOG2E + ROUND;
+    let n = shifted - ROUND;
+    let r = x - n * LN2_HI - n * LN2_LO;
+    let r2 = r * r;
+    let p = ((((1.987_569_1e-4 * r + 1.398_2e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
+        + 1.666_666_5e-1)
+        * r
+        + 0.5;
+    let e = p * r2 + r + 1.0;
+    let n = shifted.to_bits() as i32 - ROUND.to_bits() as i32;
+    e * f32::from_bits(((n + 127) as u32) << 23)
+}
+
+/// `erf(x)` as a rational function (the approximation Eigen and XNNPACK use for GELU):
+/// branch-free so that it vectorises, absolute error below 1e-6 (checked against libm).
+#[inline(always)]
+fn erf(x: f32) -> f32 {
+    let x = x.clamp(-4.0, 4.0);
+    let x2 = x * x;
+    let p = (((((-2.726_142_3e-10 * x2 + 2.770_681_4e-8) * x2 - 2.101_024e-6) * x2
+        - 5.692_506_4e-5)
+        * x2
+        - 7.349_906_3e-4)
+        * x2
+        - 2.954_600_1e-3)
+        * x2
+        - 1.609_603_3e-2;
+    let q = (((-1.456_607_2e-5 * x2 - 2.133_740_6e-4) * x2 - 1.682_827e-3) * x2 - 7.373_329_2e-3)
+        * x2
+        - 1.426_474e-2;
+    x * p / q
+}
+
+/// Defines `$name`, which runs `$generic` compiled for AVX2 + FMA when the CPU has them (the
+/// crate is built for baseline x86-64, i.e. 4-wide SSE2) and as is otherwise.
+macro_rules! with_avx2 {
+    ($name:ident, $avx2:ident, $generic:ident, ($($arg:ident: $ty:ty),*)) => {
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2,fma")]
+        fn $avx2($($arg: $ty),*) {
+            $generic($($arg),*)
+        }
+
+        fn $name($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                // SAFETY: the CPU supports the features `$avx2` is compiled for.
+                return unsafe { $avx2($($arg),*) };
+            }
+            $generic($($arg),*)
+        }
+    };
+}
+
+/// In-place softmax of each `len`-long row of `scores`.
+#[inline(always)]
+fn softmax_rows_generic(scores: &mut [f32], len: usize) {
+    for row in scores.chunks_exact_mut(len) {
+        let max = max(row);
+        for x in row.iter_mut() {
+            *x = exp_nonpositive(*x - max);
+        }
+        let inv = 1.0 / sum(row);
+        row.iter_mut().for_each(|x| *x *= inv);
+    }
+}
+with_avx2!(softmax_rows, softmax_rows_avx2, softmax_rows_generic, (scores: &mut [f32], len: usize));
+
+/// Adds `bias` to every row of `rows` (rows of `bias.len()` values).
+#[inline(always)]
+fn add_bias_generic(rows: &mut [f32], bias: &[f32]) {
+    for row in rows.chunks_exact_mut(bias.len()) {
+        row.iter_mut().zip(bias).for_each(|(x, b)| *x += b);
+    }
+}
+with_avx2!(add_bias_rows, add_bias_avx2, add_bias_generic, (rows: &mut [f32], bias: &[f32]));
+
+/// `x = gelu(x + bias)` with the erf GELU BERT was trained with.
+#[inline(always)]
+fn add_bias_gelu_generic(rows: &mut [f32], bias: &[f32]) {
+    for row in rows.chunks_exact_mut(bias.len()) {
+        for (x, b) in row.iter_mut().zip(bias) {
+            let v = *x + b;
+            *x = 0.5 * v * (1.0 + erf(v * std::f32::consts::FRAC_1_SQRT_2));
+        }
+    }
+}
+with_avx2!(add_bias_gelu_rows, add_bias_gelu_avx2, add_bias_gelu_generic, (rows: &mut [f32], bias: &[f32]));
+
+/// `x = LayerNorm(x + y + bias)` for each row of `xs` and `ys`.
+#[inline(always)]
+fn add_norm_generic(xs: &mut [f32], ys: &[f32], bias: &[f32], norm: &LayerNorm, eps: f32) {
+    let h = bias.len();
+    for (x, y) in xs.chunks_exact_mut(h).zip(ys.chunks_exact(h)) {
+        for ((x, y), b) in x.iter_mut().zip(y).zip(bias) {
+            *x += y + b;
+        }
+        layer_norm(x, norm, eps);
+    }
+}
+with_avx2!(add_norm_rows, add_norm_avx2, add_norm_generic, (xs: &mut [f32], ys: &[f32], bias: &[f32], norm: &LayerNorm, eps: f32));
+
+/// [`add_bias_rows`] on all cores.
+fn add_bias(rows: &mut [f32], bias: &[f32]) {
+    rows.par_chunks_mut(bias.len() * ROWS_PER_TASK)
+        .for_each(|chunk| add_bias_rows(chunk, bias));
+}
+
+/// [`add_bias_gelu_rows`] on all cores.
+fn add_bias_gelu(rows: &mut [f32], bias: &[f32]) {
+    rows.par_chunks_mut(bias.len() * ROWS_PER_TASK)
+        .for_each(|chunk| add_bias_gelu_rows(chunk, bias));
+}
+
+/// A read-only strided matrix inside a slice: element (r, c) is `data[r·rs + c·cs]`.
+#[derive(Clone, Copy)]
+struct View<'a> {
+    data: &'a [f32],
+    rows: usize,
+    cols: usize,
+    rs: usize,
+    cs: usize,
+}
+
+impl<'a> View<'a> {
+    /// Panics unless every element lies inside `data`: [`gemm_into`] relies on it.
+    fn new(data: &'a [f32], rows: usize, cols: usize, rs: usize, cs: usize) -> Self {
+        assert!(rows > 0 && cols > 0, "empty matrix");
+        assert!(
+            (rows - 1) * rs + (cols - 1) * cs < data.len(),
+            "matrix view out of bounds"
+        );
+        View {
+            data,
+            rows,
+            cols,
+            rs,
+            cs,
+        }
+    }
+}
+
+/// `dst (m×n, row stride dst_rs, column stride dst_cs) = scale · a · b`.
+#[allow(clippy::too_many_arguments)]
+fn gemm_into(
+    dst: &mut [f32],
+    m: usize,
+    n: usize,
+    dst_rs: usize,
+    dst_cs: usize,
+    a: View<'_>,
+    b: View<'_>,
+    scale: f32,
+    parallelism: Parallelism,
+) {
+    assert!(
+        a.rows == m && b.cols == n && a.cols == b.rows,
+        "shape mismatch"
+    );
+    assert!(
+        (m - 1) * dst_rs + (n - 1) * dst_cs < dst.len(),
+        "destination out of bounds"
+    );
+    // SAFETY: the asserts above (and `View::new`) keep every element gemm reads or writes
+    // inside the three slices; `dst` is borrowed mutably, so it overlaps neither input; with
+    // `read_dst = false` gemm never reads `dst`'s previous (possibly stale) contents.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            a.cols,
+            dst.as_mut_ptr(),
+            dst_cs as isize,
+            dst_rs as isize,
+            false,
+            a.data.as_ptr(),
+            a.cs as isize,
+            a.rs as isize,
+            b.data.as_ptr(),
+            b.cs as isize,
+            b.rs as isize,
+            0.0,
+            scale,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+/// `dst (m×n) = a (m×k) · b (k×n)`, all row-major and contiguous.
+fn matmul(
+    dst: &mut [f32],
+    a: &[f32],
+    b: &[f32],
+    m: usize,
+    k: usize,
+    n: usize,
+    parallelism: Parallelism,
+) {
+    let a = View::new(a, m, k, k, 1);
+    let b = View::new(b, k, n, n, 1);
+    gemm_into(dst, m, n, n, 1, a, b, 1.0, parallelism);
+}
+
+/// Typed access to the safetensors' tensors, with or without a `bert.` prefix.
+struct Weights<'a> {
+    tensors: &'a HashMap<String, Tensor>,
+}
+
+impl Weights<'_> {
+    fn tensor(&self, name: &str) -> Result<&Tensor, String> {
+        self.tensors
+            .get(name)
+            .or_else(|| self.tensors.get(&format!("bert.{name}")))
+            .ok_or_else(|| format!("tensor {name} is missing"))
+    }
+
+    fn get(&self, name: &str, shape: &[usize]) -> Result<Tensor, String> {
+        let tensor = self.tensor(name)?;
+        if tensor.dims() != shape {
+            return Err(format!(
+                "tensor {name} has shape {:?}, expected {shape:?}",
+                tensor.dims()
+            ));
+        }
+        tensor.to_dtype(DType::F32).map_err(|err| err.to_string())
+    }
+
+    /// A `rows × cols` matrix, row-major (`rows: None` accepts any row count).
+    fn matrix(&self, name: &str, rows: Option<usize>, cols: usize) -> Result<Vec<f32>, String> {
+        let tensor = self.tensor(name)?;
+        let actual = tensor.dims2().map_err(|err| format!("{name}: {err}"))?;
+        if actual.1 != cols || rows.is_some_and(|r| r != actual.0) {
+            return Err(format!("tensor {name} has shape {actual:?}"));
+        }
+        flat(&self.get(name, &[actual.0, actual.1])?)
+    }
+
+    fn vector(&self, name: &str, len: usize) -> Result<Vec<f32>, String> {
+        flat(&self.get(name, &[len])?)
+    }
+
+    /// A PyTorch `Linear` weight (`out × in`) transposed to `in × out` for `x · W`.
+    fn linear(&self, prefix: &str, out: usize, inp: usize) -> Result<Vec<f32>, String> {
+        transposed(&self.get(&format!("{prefix}.weight"), &[out, inp])?)
+    }
+
+    fn layer_norm(&self, prefix: &str, h: usize) -> Result<LayerNorm, String> {
+        Ok(LayerNorm {
+            gamma: self.vector(&format!("{prefix}.LayerNorm.weight"), h)?,
+            beta: self.vector(&format!("{prefix}.LayerNorm.bias"), h)?,
+        })
+    }
+}
+
+fn flat(tensor: &Tensor) -> Result<Vec<f32>, String> {
+    tensor
+        .flatten_all()
+        .and_then(|t| t.to_vec1::<f32>())
+        .map_err(|err| err.to_string())
+}
+
+fn transposed(tensor: &Tensor) -> Result<Vec<f32>, String> {
+    tensor
+        .t()
+        .and_then(|t| t.contiguous())
+        .map_err(|err| err.to_string())
+        .and_then(|t| flat(&t))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strided_products_match_a_naive_loop() {
+        // a: 3×2 with row stride 4 inside a larger buffer; b: 2×3 given transposed.
+        let a_buf: Vec<f32> = (0..12).map(|x| x as f32).collect();
+        let b_buf: Vec<f32> = (0..6).map(|x| x as f32 * 0.5).collect();
+        let a = View::new(&a_buf[1..], 3, 2, 4, 1);
+        let b = View::new(&b_buf, 2, 3, 1, 2);
+        let mut dst = vec![0f32; 9];
+        gemm_into(&mut dst, 3, 3, 3, 1, a, b, 2.0, Parallelism::None);
+        for r in 0..3 {
+            for c in 0..3 {
+                let expected: f32 = (0..2)
+                    .map(|k| a_buf[1 + r * 4 + k] * b_buf[k + c * 2])
+                    .sum::<f32>()
+                    * 2.0;
+                assert!((dst[r * 3 + c] - expected).abs() < 1e-5);
+            }
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "out of bounds")]
+    fn views_past_the_slice_are_refused() {
+        let data = [0f32; 5];
+        View::new(&data, 2, 3, 3, 1);
+    }
+
+    #[test]
+    fn softmax_and_layer_norm() {
+        let mut rows = [1.0f32, 2.0, 3.0, -5.0, 0.0, 5.0];
+        softmax_rows(&mut rows, 3);
+        for row in rows.chunks(3) {
+            assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+            assert!(row[2] > row[1] && row[1] > row[0]);
+        }
+        let e = [1.0f32.exp(), 2.0f32.exp(), 3.0f32.exp()];
+        let total: f32 = e.iter().sum();
+        assert!((rows[0] - e[0] / total).abs() < 1e-6);
+
+        let norm = LayerNorm {
+            gamma: vec![1.0; 4],
+            beta: vec![0.0; 4],
+        };
+        let mut row = [1.0f32, 2.0, 3.0, 4.0];
+        layer_norm(&mut row, &norm, 1e-12);
+        assert!(row.iter().sum::<f32>().abs() < 1e-5);
+        assert!((row.iter().map(|x| x * x).sum::<f32>() / 4.0 - 1.0).abs() < 1e-4);
+    }
+
+    #[test]
+    fn fast_exp_and_erf_match_libm() {
+        let mut worst_exp = 0f32;
+        let mut worst_erf = 0f32;
+        for i in 0..=200_000 {
+            let x = -100.0 + i as f32 * 5e-4;
+            let exact = x.exp();
+            let rel = (exp_nonpositive(x) - exact).abs() / exact.max(f32::MIN_POSITIVE);
+            if (-87.0..=0.0).contains(&x) {
+                worst_exp = worst_exp.max(rel);
+            }
+            let y = -8.0 + i as f32 * 8e-5;
+            worst_erf = worst_erf.max((erf(y) - libm::erff(y)).abs());
+        }
+        assert!(worst_exp < 1e-6, "exp relative error {worst_exp}");
+        assert!(worst_erf < 1e-6, "erf absolute error {worst_erf}");
+        assert!(exp_nonpositive(-1000.0) < 1e-37);
+        assert_eq!(exp_nonpositive(0.0), 1.0);
+    }
+
+    #[test]
+    fn gelu_matches_known_values() {
+        let mut xs = [0.0f32, 1.0, -1.0, 3.0];
+        add_bias_gelu(&mut xs, &[0.0; 4]);
+        let mut generic = [0.0f32, 1.0, -1.0, 3.0];
+        add_bias_gelu_generic(&mut generic, &[0.0; 4]);
+        assert_eq!(xs, generic);
+        // gelu(1) = 0.841345, gelu(-1) = -0.158655, gelu(3) = 2.995950.
+        let expected = [0.0, 0.841_344_7, -0.158_655_3, 2.995_95];
+        for (x, e) in xs.iter().zip(expected) {
+            assert!((x - e).abs() < 1e-5, "{x} vs {e}");
+        }
+    }
+}
