@@ -6,7 +6,8 @@
 //! - [`http`]: request parsing and JSON responses for `lambda_http` handlers.
 //! - [`agents`]: agents (chatbots), their help-center articles and the model catalogue.
 //! - [`knowledge`]: knowledge sources, extraction, chunking and retrieval.
-//! - [`embeddings`]: text embeddings — all-MiniLM-L6-v2 in-process, or an OpenAI-compatible API.
+//! - [`embeddings`]: text embeddings — all-MiniLM-L6-v2 in-process (feature `local-embeddings`,
+//!   the `chatpad-minilm` crate), or an OpenAI-compatible API.
 //! - [`team`]: sharing an account with team members in roles.
 //! - [`pagination`]: cursors, page sizes and whitelisted sorts of every listing.
 //! - [`auth`]: who is calling — JWT verification, API keys, the claims handed to Postgres —

@@ -1,247 +1,114 @@
 //! Embedding providers: the local all-MiniLM-L6-v2 (real weights from `EMBEDDING_MODEL_DIR`)
 //! and the OpenAI-compatible client against a loopback server speaking the real wire format.
+//! The model's own arithmetic is tested in `shared/minilm/tests/model.rs`; here, the provider
+//! behind [`Embedder`].
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chatpad::embeddings::{
-    EmbedError, Embedder, LocalMiniLm, OpenAiConfig, OpenAiEmbeddings, cosine,
-};
+use chatpad::embeddings::{EmbedError, Embedder, OpenAiConfig, OpenAiEmbeddings};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-fn model() -> LocalMiniLm {
-    let dir = chatpad::testing::env_var("EMBEDDING_MODEL_DIR").expect(
-        "EMBEDDING_MODEL_DIR is not set: point it at all-MiniLM-L6-v2's folder \
-         (the bootstrap installs it; `make test` sets it)",
-    );
-    LocalMiniLm::load(&dir).unwrap()
-}
 
 fn strings(texts: &[&str]) -> Vec<String> {
     texts.iter().map(|t| t.to_string()).collect()
 }
 
-fn norm(v: &[f32]) -> f32 {
-    v.iter().map(|x| x * x).sum::<f32>().sqrt()
-}
+/// The in-process model, only built with the `local-embeddings` feature.
+#[cfg(feature = "local-embeddings")]
+mod local {
+    use super::*;
+    use chatpad::embeddings::{LocalMiniLm, cosine};
 
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
-
-/// A long English text: `sentences` sentences of about 12 tokens each.
-fn long_text(sentences: usize) -> String {
-    (0..sentences)
-        .map(|i| format!("Paragraph {i} explains how invoices are emailed to the account owner."))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-#[tokio::test]
-async fn local_vectors_are_unit_length_and_rank_similar_meanings_higher() {
-    let model = model();
-    let embedder = Embedder::Local(model);
-    assert_eq!(embedder.model_id(), "local/all-MiniLM-L6-v2");
-    assert_eq!(embedder.dimensions(), 384);
-
-    let vectors = embedder
-        .embed(&strings(&[
-            "change my password",
-            "forgot my login",
-            "weather in Paris",
-        ]))
-        .await
-        .unwrap();
-    assert_eq!(vectors.len(), 3);
-    for v in &vectors {
-        assert_eq!(v.len(), 384);
-        assert!((norm(v) - 1.0).abs() < 1e-4, "norm {}", norm(v));
+    fn model() -> LocalMiniLm {
+        let dir = chatpad::testing::env_var("EMBEDDING_MODEL_DIR").expect(
+            "EMBEDDING_MODEL_DIR is not set: point it at all-MiniLM-L6-v2's folder \
+             (the bootstrap installs it; `make test` sets it)",
+        );
+        LocalMiniLm::load(&dir).unwrap()
     }
-    let related = cosine(&vectors[0], &vectors[1]);
-    let unrelated = cosine(&vectors[0], &vectors[2]);
-    // Reference values from sentence-transformers: 0.56 and 0.04.
-    assert!(related > 0.4, "related {related}");
-    assert!(unrelated < 0.2, "unrelated {unrelated}");
-    assert!(related - unrelated > 0.3, "{related} vs {unrelated}");
-}
 
-#[tokio::test]
-async fn padding_in_a_batch_does_not_change_a_vector_and_order_is_kept() {
-    let model = model();
-    let short = "How do I export my conversations?";
-    let alone = model.embed(&strings(&[short])).await.unwrap().remove(0);
+    fn norm(v: &[f32]) -> f32 {
+        v.iter().map(|x| x * x).sum::<f32>().sqrt()
+    }
 
-    // In a batch with much longer texts the short one is padded; masking must hide that.
-    let batch = vec![
-        long_text(8),
-        short.to_owned(),
-        long_text(15),
-        "Refunds take five days.".to_owned(),
-    ];
-    let vectors = model.embed(&batch).await.unwrap();
-    assert!(
-        max_abs_diff(&alone, &vectors[1]) < 1e-4,
-        "diff {}",
-        max_abs_diff(&alone, &vectors[1])
-    );
+    #[tokio::test]
+    async fn local_vectors_are_unit_length_and_rank_similar_meanings_higher() {
+        let model = model();
+        let embedder = Embedder::Local(model);
+        assert_eq!(embedder.model_id(), "local/all-MiniLM-L6-v2");
+        assert_eq!(embedder.dimensions(), 384);
 
-    // Each text of a shuffled batch gets its own vector back, in input order.
-    let singles: Vec<Vec<f32>> = {
-        let mut out = Vec::new();
-        for text in &batch {
-            out.push(
-                model
-                    .embed(std::slice::from_ref(text))
-                    .await
-                    .unwrap()
-                    .remove(0),
-            );
+        let vectors = embedder
+            .embed(&strings(&[
+                "change my password",
+                "forgot my login",
+                "weather in Paris",
+            ]))
+            .await
+            .unwrap();
+        assert_eq!(vectors.len(), 3);
+        for v in &vectors {
+            assert_eq!(v.len(), 384);
+            assert!((norm(v) - 1.0).abs() < 1e-4, "norm {}", norm(v));
         }
-        out
-    };
-    let shuffled_order = [2, 0, 3, 1];
-    let shuffled: Vec<String> = shuffled_order.iter().map(|&i| batch[i].clone()).collect();
-    let vectors = model.embed(&shuffled).await.unwrap();
-    for (position, &original) in shuffled_order.iter().enumerate() {
-        assert!(
-            max_abs_diff(&vectors[position], &singles[original]) < 1e-4,
-            "position {position} is not text {original}"
-        );
+        let related = cosine(&vectors[0], &vectors[1]);
+        let unrelated = cosine(&vectors[0], &vectors[2]);
+        // Reference values from sentence-transformers: 0.56 and 0.04.
+        assert!(related > 0.4, "related {related}");
+        assert!(unrelated < 0.2, "unrelated {unrelated}");
+        assert!(related - unrelated > 0.3, "{related} vs {unrelated}");
     }
-}
 
-#[tokio::test]
-async fn long_texts_are_truncated_at_256_tokens_and_empty_batches_are_empty() {
-    let model = model();
-    let long = long_text(25);
-    let tokens = model.count_tokens(&long).unwrap();
-    assert!(tokens > 300, "only {tokens} tokens");
-
-    // Anything past token 256 is cut, so appending to a long text changes nothing…
-    let longer = format!("{long} But this sentence about the weather is past the limit.");
-    let vectors = model.embed(&[long.clone(), longer]).await.unwrap();
-    assert_eq!(vectors[0].len(), 384);
-    assert!((norm(&vectors[0]) - 1.0).abs() < 1e-4);
-    assert!(max_abs_diff(&vectors[0], &vectors[1]) < 1e-5);
-
-    // …while a text of 200 tokens is not cut (the shipped tokenizer would stop at 128).
-    let medium = long_text(16);
-    let medium_tokens = model.count_tokens(&medium).unwrap();
-    assert!((150..256).contains(&medium_tokens), "{medium_tokens}");
-    let with_tail = format!("{medium} Weather in Paris.");
-    let vectors = model.embed(&[medium, with_tail]).await.unwrap();
-    assert!(max_abs_diff(&vectors[0], &vectors[1]) > 1e-3);
-
-    assert!(model.embed(&[]).await.unwrap().is_empty());
-}
-
-#[tokio::test]
-async fn the_document_answering_a_question_ranks_first() {
-    let model = model();
-    let documents = strings(&[
-        "To reset your password, open Settings and choose Security. Click 'Reset password' and \
-         we will email you a link. The link expires after one hour. If you do not receive it, \
-         check your spam folder.",
-        "Invoices are issued on the first day of each month. You can download them as PDF from \
-         the Billing page. We accept Visa, Mastercard and bank transfers. Failed payments are \
-         retried three times.",
-        "Paste the widget script tag before the closing body tag of your website. The chat \
-         bubble appears in the bottom right corner. You can change its colour and greeting \
-         message in the Appearance tab.",
-        "Our office in Lisbon is open from nine to six on weekdays. The team enjoys lunch by the \
-         river and plays football on Fridays. Visitors should sign in at the front desk.",
-    ]);
-    let question = "I never got the email to reset my password, what should I do?".to_owned();
-    let document_vectors = model.embed(&documents).await.unwrap();
-    let question_vector = model.embed(&[question]).await.unwrap().remove(0);
-    let scores: Vec<f32> = document_vectors
-        .iter()
-        .map(|d| cosine(d, &question_vector))
-        .collect();
-    let best = scores
-        .iter()
-        .enumerate()
-        .max_by(|a, b| a.1.total_cmp(b.1))
-        .unwrap()
-        .0;
-    assert_eq!(best, 0, "scores {scores:?}");
-    let runner_up = scores[1..].iter().cloned().fold(f32::MIN, f32::max);
-    assert!(scores[0] - runner_up > 0.1, "scores {scores:?}");
-}
-
-/// sentence-transformers' recipe on candle-transformers' `BertModel`, one text at a time (no
-/// padding involved): the reference the fast forward pass must reproduce.
-fn reference_embedding(text: &str) -> Vec<f32> {
-    use candle_core::{DType, Device, Tensor};
-    use candle_transformers::models::bert::{BertModel, Config};
-
-    let dir = std::path::PathBuf::from(chatpad::testing::env_var("EMBEDDING_MODEL_DIR").unwrap());
-    let config: Config =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
-    let mut tokenizer = tokenizers::Tokenizer::from_file(dir.join("tokenizer.json")).unwrap();
-    tokenizer.with_padding(None);
-    tokenizer
-        .with_truncation(Some(tokenizers::TruncationParams {
-            max_length: 256,
-            ..Default::default()
-        }))
-        .unwrap();
-    let weights = std::fs::read(dir.join("model.safetensors")).unwrap();
-    let vb = candle_nn::VarBuilder::from_buffered_safetensors(weights, DType::F32, &Device::Cpu)
-        .unwrap();
-    let model = BertModel::load(vb, &config).unwrap();
-
-    let ids = tokenizer.encode(text, true).unwrap().get_ids().to_vec();
-    let ids = Tensor::new(ids.as_slice(), &Device::Cpu)
-        .unwrap()
-        .unsqueeze(0)
-        .unwrap();
-    let hidden = model
-        .forward(&ids, &ids.zeros_like().unwrap(), None)
-        .unwrap();
-    let mean = hidden.mean(1).unwrap().squeeze(0).unwrap();
-    let mean = mean.to_vec1::<f32>().unwrap();
-    let n = norm(&mean);
-    mean.iter().map(|x| x / n).collect()
-}
-
-#[tokio::test]
-async fn the_fast_forward_pass_matches_candle_transformers_bert() {
-    let model = model();
-    let texts = vec![
-        "change my password".to_owned(),
-        long_text(30),
-        "Où est la gare ? 東京 🚀".to_owned(),
-        String::new(),
-    ];
-    let fast = model.embed(&texts).await.unwrap();
-    for (text, vector) in texts.iter().zip(&fast) {
-        let reference = reference_embedding(text);
-        assert!(
-            max_abs_diff(vector, &reference) < 1e-4,
-            "{text:?}: diff {}",
-            max_abs_diff(vector, &reference)
-        );
+    #[tokio::test]
+    async fn the_document_answering_a_question_ranks_first() {
+        let model = model();
+        let documents = strings(&[
+            "To reset your password, open Settings and choose Security. Click 'Reset password' and \
+             we will email you a link. The link expires after one hour. If you do not receive it, \
+             check your spam folder.",
+            "Invoices are issued on the first day of each month. You can download them as PDF from \
+             the Billing page. We accept Visa, Mastercard and bank transfers. Failed payments are \
+             retried three times.",
+            "Paste the widget script tag before the closing body tag of your website. The chat \
+             bubble appears in the bottom right corner. You can change its colour and greeting \
+             message in the Appearance tab.",
+            "Our office in Lisbon is open from nine to six on weekdays. The team enjoys lunch by the \
+             river and plays football on Fridays. Visitors should sign in at the front desk.",
+        ]);
+        let question = "I never got the email to reset my password, what should I do?".to_owned();
+        let document_vectors = model.embed(&documents).await.unwrap();
+        let question_vector = model.embed(&[question]).await.unwrap().remove(0);
+        let scores: Vec<f32> = document_vectors
+            .iter()
+            .map(|d| cosine(d, &question_vector))
+            .collect();
+        let best = scores
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .unwrap()
+            .0;
+        assert_eq!(best, 0, "scores {scores:?}");
+        let runner_up = scores[1..].iter().cloned().fold(f32::MIN, f32::max);
+        assert!(scores[0] - runner_up > 0.1, "scores {scores:?}");
     }
-}
 
-#[test]
-fn a_missing_model_folder_or_file_is_named_in_the_error() {
-    let err = LocalMiniLm::load("/nonexistent/model").unwrap_err();
-    assert!(matches!(err, EmbedError::ModelFile { .. }));
-    assert!(err.to_string().contains("/nonexistent/model"), "{err}");
+    #[test]
+    fn a_missing_model_folder_or_file_is_named_in_the_error() {
+        let err = LocalMiniLm::load("/nonexistent/model").unwrap_err();
+        assert!(matches!(err, EmbedError::ModelFile { .. }));
+        assert!(err.to_string().contains("/nonexistent/model"), "{err}");
 
-    let empty = std::env::temp_dir().join(format!("chatpad-empty-model-{}", std::process::id()));
-    std::fs::create_dir_all(&empty).unwrap();
-    let err = LocalMiniLm::load(&empty).unwrap_err();
-    std::fs::remove_dir_all(&empty).unwrap();
-    assert!(err.to_string().contains("config.json"), "{err}");
+        let empty =
+            std::env::temp_dir().join(format!("chatpad-empty-model-{}", std::process::id()));
+        std::fs::create_dir_all(&empty).unwrap();
+        let err = LocalMiniLm::load(&empty).unwrap_err();
+        std::fs::remove_dir_all(&empty).unwrap();
+        assert!(err.to_string().contains("config.json"), "{err}");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

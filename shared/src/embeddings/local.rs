@@ -1,121 +1,33 @@
-//! all-MiniLM-L6-v2 run in-process on the CPU.
-//!
-//! Sentence embeddings as sentence-transformers computes them: BERT's last hidden states,
-//! mean-pooled over the text's tokens, then L2-normalised; 384 floats.
-//!
-//! Speed comes from not computing what is thrown away and from using every core:
-//! - the shipped `tokenizer.json` pads every text to 128 tokens and cuts it at 128; here
-//!   truncation is at 256 tokens, the model's `max_seq_length`, and nothing is padded at all:
-//!   the texts of a batch are packed end to end and attention runs per text (see
-//!   `minilm.rs`), so a short question costs its own few tokens and a long chunk is not
-//!   silently cut in half;
-//! - the forward pass runs in `spawn_blocking` (it is seconds of CPU for big inputs) and uses
-//!   every core (rayon's pool) for its matrix products and element-wise passes.
+//! The in-process provider: all-MiniLM-L6-v2 from the `chatpad-minilm` crate, run on a
+//! blocking thread so that seconds of CPU do not stall the async runtime.
 
-use std::fmt;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::Path;
 
-use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
+use chatpad_minilm::MiniLm;
 
 use super::EmbedError;
-use super::minilm::{BertConfig, MiniLm};
 
 /// all-MiniLM-L6-v2 loaded in memory (about 90 MB of f32 weights). Cheap to clone: clones
 /// share the weights.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct LocalMiniLm {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
     model: MiniLm,
-    /// Truncates at [`LocalMiniLm::MAX_TOKENS`] and pads nothing.
-    tokenizer: Tokenizer,
-    /// The same tokenizer without truncation, to tell callers how long a text really is.
-    counter: Tokenizer,
-}
-
-impl fmt::Debug for LocalMiniLm {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LocalMiniLm")
-            .field("model_id", &Self::MODEL_ID)
-            .finish_non_exhaustive()
-    }
 }
 
 impl LocalMiniLm {
     /// The `embedding_models` id of this model's vectors.
-    pub const MODEL_ID: &'static str = "local/all-MiniLM-L6-v2";
+    pub const MODEL_ID: &'static str = MiniLm::MODEL_ID;
     /// Length of every vector.
-    pub const DIMENSIONS: usize = 384;
-    /// Longest input in tokens, counting `[CLS]` and `[SEP]` (the model's `max_seq_length`);
-    /// longer texts are truncated, so chunkers should stay below it.
-    pub const MAX_TOKENS: usize = 256;
-    /// Texts per forward pass. Enough rows (up to 32 × 256 tokens) for the matrix products to
-    /// keep every core busy, while a batch's activations stay below about 130 MB.
-    pub const BATCH_SIZE: usize = 32;
+    pub const DIMENSIONS: usize = MiniLm::DIMENSIONS;
+    /// Longest input in tokens, counting `[CLS]` and `[SEP]`; longer texts are truncated, so
+    /// chunkers should stay below it.
+    pub const MAX_TOKENS: usize = MiniLm::MAX_TOKENS;
 
     /// Loads `model.safetensors`, `tokenizer.json` and `config.json` from `dir`. A missing or
     /// unreadable file gives [`EmbedError::ModelFile`] naming it.
     pub fn load(dir: impl AsRef<Path>) -> Result<Self, EmbedError> {
-        let dir = dir.as_ref();
-        if !dir.is_dir() {
-            return Err(file_error(dir, "not a directory (set EMBEDDING_MODEL_DIR)"));
-        }
-
-        let config_path = dir.join("config.json");
-        let config_text =
-            std::fs::read_to_string(&config_path).map_err(|err| file_error(&config_path, err))?;
-        let config: BertConfig = serde_json::from_str(&config_text)
-            .map_err(|err| file_error(&config_path, format!("not a BERT config: {err}")))?;
-        if config.hidden_size != Self::DIMENSIONS {
-            return Err(file_error(
-                &config_path,
-                format!(
-                    "hidden_size is {}, expected {} (all-MiniLM-L6-v2)",
-                    config.hidden_size,
-                    Self::DIMENSIONS
-                ),
-            ));
-        }
-
-        let tokenizer_path = dir.join("tokenizer.json");
-        let mut counter = Tokenizer::from_file(&tokenizer_path)
-            .map_err(|err| file_error(&tokenizer_path, err))?;
-        // The shipped file pads to a fixed 128 and truncates at 128: both off here.
-        counter.with_padding(None);
-        counter
-            .with_truncation(None)
-            .map_err(|err| file_error(&tokenizer_path, err))?;
-        let mut tokenizer = counter.clone();
-        tokenizer
-            .with_truncation(Some(TruncationParams {
-                max_length: Self::MAX_TOKENS,
-                strategy: TruncationStrategy::LongestFirst,
-                stride: 0,
-                direction: TruncationDirection::Right,
-            }))
-            .map_err(|err| file_error(&tokenizer_path, err))?;
-
-        let weights_path = dir.join("model.safetensors");
-        // Read into memory rather than mmap: safe code, and the file is read once per process.
-        let weights = std::fs::read(&weights_path).map_err(|err| file_error(&weights_path, err))?;
-        let model = MiniLm::from_safetensors(&config, &weights)
-            .map_err(|err| file_error(&weights_path, err))?;
-        if model.max_positions() < Self::MAX_TOKENS {
-            return Err(file_error(
-                &config_path,
-                format!("max_position_embeddings is below {}", Self::MAX_TOKENS),
-            ));
-        }
-
         Ok(LocalMiniLm {
-            inner: Arc::new(Inner {
-                model,
-                tokenizer,
-                counter,
-            }),
+            model: MiniLm::load(dir)?,
         })
     }
 
@@ -135,11 +47,12 @@ impl LocalMiniLm {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
-        let this = self.clone();
+        let model = self.model.clone();
         let texts = texts.to_vec();
-        tokio::task::spawn_blocking(move || this.embed_blocking(&texts))
+        tokio::task::spawn_blocking(move || model.embed(&texts))
             .await
             .map_err(|err| EmbedError::Model(format!("the embedding task failed: {err}")))?
+            .map_err(EmbedError::from)
     }
 
     /// [`Self::embed`] on the current thread, for callers that are not async (or already on a
@@ -148,58 +61,23 @@ impl LocalMiniLm {
         &self,
         texts: &[S],
     ) -> Result<Vec<Vec<f32>>, EmbedError> {
-        if texts.is_empty() {
-            return Ok(Vec::new());
-        }
-        let inner = &*self.inner;
-        let inputs: Vec<&str> = texts.iter().map(AsRef::as_ref).collect();
-        // `_fast`: no character offsets, which embedding does not need.
-        let encodings = inner
-            .tokenizer
-            .encode_batch_fast(inputs, true)
-            .map_err(|err| EmbedError::Model(format!("tokenizing: {err}")))?;
-
-        let vocab = inner.model.vocab_size();
-        let ids: Vec<&[u32]> = encodings.iter().map(|e| e.get_ids()).collect();
-        if ids.iter().any(|t| t.is_empty()) {
-            return Err(EmbedError::Model(
-                "the tokenizer produced an empty sequence".into(),
-            ));
-        }
-        if let Some(bad) = ids
-            .iter()
-            .flat_map(|t| t.iter())
-            .find(|&&id| id as usize >= vocab)
-        {
-            return Err(EmbedError::Model(format!(
-                "token id {bad} is outside the model's vocabulary of {vocab}: tokenizer.json \
-                 does not belong to model.safetensors"
-            )));
-        }
-
-        // No padding, so no sorting by length either: batches are runs of input order.
-        let mut out = Vec::with_capacity(ids.len());
-        for batch in ids.chunks(Self::BATCH_SIZE) {
-            out.extend(inner.model.embed(batch));
-        }
-        Ok(out)
+        Ok(self.model.embed(texts)?)
     }
 
     /// How many tokens `text` has for this model, `[CLS]` and `[SEP]` included, before
     /// truncation: above [`Self::MAX_TOKENS`], the end of the text is not embedded.
     pub fn count_tokens(&self, text: &str) -> Result<usize, EmbedError> {
-        let encoding = self
-            .inner
-            .counter
-            .encode_fast(text, true)
-            .map_err(|err| EmbedError::Model(format!("tokenizing: {err}")))?;
-        Ok(encoding.len())
+        Ok(self.model.count_tokens(text)?)
     }
 }
 
-fn file_error(path: &Path, err: impl fmt::Display) -> EmbedError {
-    EmbedError::ModelFile {
-        path: PathBuf::from(path),
-        message: err.to_string(),
+impl From<chatpad_minilm::Error> for EmbedError {
+    fn from(err: chatpad_minilm::Error) -> Self {
+        match err {
+            chatpad_minilm::Error::ModelFile { path, message } => {
+                EmbedError::ModelFile { path, message }
+            }
+            chatpad_minilm::Error::Model(message) => EmbedError::Model(message),
+        }
     }
 }

@@ -1,8 +1,9 @@
 //! Text embeddings for knowledge chunks and questions: one [`Embedder`] in front of two
 //! providers.
 //!
-//! - [`LocalMiniLm`]: all-MiniLM-L6-v2 run in-process with candle (384 dimensions, no network,
-//!   no per-token cost). The default.
+//! - `LocalMiniLm` (feature `local-embeddings`): all-MiniLM-L6-v2 run in-process by the
+//!   `chatpad-minilm` crate (384 dimensions, no network, no per-token cost). The default where
+//!   the feature is on; only the functions that embed enable it.
 //! - [`OpenAiEmbeddings`]: any OpenAI-compatible `/v1/embeddings` endpoint (OpenAI itself,
 //!   Azure-style gateways, vLLM, Ollama, ...).
 //!
@@ -13,14 +14,15 @@
 //! [`Embedder::from_env`] picks the provider: `EMBEDDINGS_BASE_URL` set means the
 //! OpenAI-compatible one (with `EMBEDDINGS_API_KEY`, `EMBEDDINGS_MODEL`,
 //! `EMBEDDINGS_DIMENSIONS`), otherwise the local model from the files in
-//! `EMBEDDING_MODEL_DIR`.
+//! `EMBEDDING_MODEL_DIR` (a configuration error when the feature is off).
 
+#[cfg(feature = "local-embeddings")]
 mod local;
-mod minilm;
 mod openai;
 
 use std::path::PathBuf;
 
+#[cfg(feature = "local-embeddings")]
 pub use local::LocalMiniLm;
 pub use openai::{OpenAiConfig, OpenAiEmbeddings};
 
@@ -62,6 +64,7 @@ pub enum EmbedError {
 #[derive(Debug, Clone)]
 pub enum Embedder {
     /// all-MiniLM-L6-v2 in-process.
+    #[cfg(feature = "local-embeddings")]
     Local(LocalMiniLm),
     /// An OpenAI-compatible HTTP API.
     OpenAi(OpenAiEmbeddings),
@@ -72,11 +75,20 @@ impl Embedder {
     /// `EMBEDDINGS_BASE_URL` is set (see [`OpenAiConfig::from_env`]), otherwise the local
     /// model loaded from `EMBEDDING_MODEL_DIR` (which takes a fraction of a second: the
     /// weights are read into memory once, so hold the `Embedder` for the process's life).
+    /// Without the `local-embeddings` feature, a missing `EMBEDDINGS_BASE_URL` is a
+    /// configuration error.
     pub fn from_env() -> Result<Self, EmbedError> {
         match non_empty_env("EMBEDDINGS_BASE_URL") {
             Some(_) => Ok(Embedder::OpenAi(OpenAiEmbeddings::new(
                 OpenAiConfig::from_env()?,
             )?)),
+            #[cfg(not(feature = "local-embeddings"))]
+            None => Err(EmbedError::Config(
+                "set EMBEDDINGS_BASE_URL for an OpenAI-compatible embeddings API: this build \
+                 has no local embedding model (cargo feature `local-embeddings`)"
+                    .into(),
+            )),
+            #[cfg(feature = "local-embeddings")]
             None => {
                 let dir = non_empty_env("EMBEDDING_MODEL_DIR").ok_or_else(|| {
                     EmbedError::Config(
@@ -95,6 +107,7 @@ impl Embedder {
     /// An empty slice gives an empty result without any work.
     pub async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
         match self {
+            #[cfg(feature = "local-embeddings")]
             Embedder::Local(local) => local.embed(texts).await,
             Embedder::OpenAi(openai) => openai.embed(texts).await,
         }
@@ -104,6 +117,7 @@ impl Embedder {
     /// `local/all-MiniLM-L6-v2` or `openai/text-embedding-3-small`.
     pub fn model_id(&self) -> &str {
         match self {
+            #[cfg(feature = "local-embeddings")]
             Embedder::Local(local) => local.model_id(),
             Embedder::OpenAi(openai) => openai.model_id(),
         }
@@ -112,6 +126,7 @@ impl Embedder {
     /// The length of every vector this provider returns.
     pub fn dimensions(&self) -> usize {
         match self {
+            #[cfg(feature = "local-embeddings")]
             Embedder::Local(local) => local.dimensions(),
             Embedder::OpenAi(openai) => openai.dimensions(),
         }
@@ -149,5 +164,16 @@ mod tests {
         assert!(cosine(&[1.0, 0.0], &[0.0, 2.0]).abs() < 1e-6);
         assert!((cosine(&[1.0, 1.0], &[-2.0, -2.0]) + 1.0).abs() < 1e-6);
         assert_eq!(cosine(&[0.0, 0.0], &[1.0, 0.0]), 0.0);
+    }
+
+    #[cfg(not(feature = "local-embeddings"))]
+    #[test]
+    fn without_the_local_model_a_missing_base_url_is_a_configuration_error() {
+        if non_empty_env("EMBEDDINGS_BASE_URL").is_some() {
+            return; // the environment chose a provider; nothing to check here
+        }
+        let err = Embedder::from_env().unwrap_err();
+        assert!(matches!(err, EmbedError::Config(_)));
+        assert!(err.to_string().contains("EMBEDDINGS_BASE_URL"), "{err}");
     }
 }

@@ -2,7 +2,7 @@
 //! tokens and prints chunks/s and tokens/s, then the latency of one short question.
 //!
 //! ```text
-//! EMBEDDING_MODEL_DIR=… cargo run --release -p chatpad-shared --bin chatpad-embed-bench -- [N]
+//! EMBEDDING_MODEL_DIR=… cargo run --release -p chatpad-minilm --bin chatpad-embed-bench -- [N]
 //! ```
 //!
 //! The text is deterministic (a fixed word list and a fixed pseudo-random sequence), so runs
@@ -12,7 +12,9 @@
 
 use std::time::Instant;
 
-use chatpad::embeddings::LocalMiniLm;
+use chatpad_minilm::MiniLm;
+
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
 const WORDS: &[&str] = &[
     "the",
@@ -116,7 +118,7 @@ impl Lcg {
 }
 
 /// A sentence-like chunk of exactly `tokens` tokens (with `[CLS]`/`[SEP]`) when possible.
-fn chunk(model: &LocalMiniLm, rng: &mut Lcg, tokens: usize) -> anyhow::Result<String> {
+fn chunk(model: &MiniLm, rng: &mut Lcg, tokens: usize) -> Result<String> {
     let mut text = String::new();
     loop {
         let mut candidate = text.clone();
@@ -134,34 +136,34 @@ fn chunk(model: &LocalMiniLm, rng: &mut Lcg, tokens: usize) -> anyhow::Result<St
     }
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> Result<()> {
     let n: usize = std::env::args()
         .nth(1)
         .map(|arg| arg.parse())
         .transpose()?
         .unwrap_or(256);
     let dir = std::env::var("EMBEDDING_MODEL_DIR")
-        .map_err(|_| anyhow::anyhow!("set EMBEDDING_MODEL_DIR to the model's folder"))?;
+        .map_err(|_| "set EMBEDDING_MODEL_DIR to the model's folder")?;
 
     let started = Instant::now();
-    let model = LocalMiniLm::load(&dir)?;
+    let model = MiniLm::load(&dir)?;
     println!("load: {:.0} ms", started.elapsed().as_secs_f64() * 1e3);
 
     let mut rng = Lcg(42);
     let chunks = (0..n)
         .map(|_| chunk(&model, &mut rng, 128))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .collect::<Result<Vec<_>>>()?;
     let tokens: usize = chunks
         .iter()
         .map(|c| model.count_tokens(c))
-        .sum::<Result<_, _>>()?;
+        .sum::<std::result::Result<_, _>>()?;
 
     // Warm up: first-touch page faults and thread-pool start-up are not throughput.
-    model.embed_blocking(&chunks[..chunks.len().min(LocalMiniLm::BATCH_SIZE)])?;
+    model.embed(&chunks[..chunks.len().min(MiniLm::BATCH_SIZE)])?;
 
     let cpu_before = process_cpu_seconds();
     let started = Instant::now();
-    let vectors = model.embed_blocking(&chunks)?;
+    let vectors = model.embed(&chunks)?;
     let secs = started.elapsed().as_secs_f64();
     let cpu = process_cpu_seconds()
         .zip(cpu_before)
@@ -188,7 +190,7 @@ fn main() -> anyhow::Result<()> {
     let mut best = f64::MAX;
     for _ in 0..20 {
         let started = Instant::now();
-        model.embed_blocking(&question)?;
+        model.embed(&question)?;
         best = best.min(started.elapsed().as_secs_f64());
     }
     println!("one short question: {:.1} ms (best of 20)", best * 1e3);

@@ -26,7 +26,7 @@ use serde::Deserialize;
 
 /// The fields of a BERT `config.json` this forward pass needs.
 #[derive(Debug, Clone, Deserialize)]
-pub(super) struct BertConfig {
+pub(crate) struct BertConfig {
     pub hidden_size: usize,
     pub num_hidden_layers: usize,
     pub num_attention_heads: usize,
@@ -59,7 +59,7 @@ struct Layer {
 }
 
 /// The model's weights, as plain row-major `f32` matrices.
-pub(super) struct MiniLm {
+pub(crate) struct Forward {
     hidden: usize,
     heads: usize,
     intermediate: usize,
@@ -76,10 +76,10 @@ pub(super) struct MiniLm {
 /// Rows per task of the parallel element-wise passes: enough work to amortise scheduling.
 const ROWS_PER_TASK: usize = 32;
 
-impl MiniLm {
+impl Forward {
     /// Builds the model from the bytes of a `model.safetensors` (names with or without the
     /// `bert.` prefix).
-    pub(super) fn from_safetensors(config: &BertConfig, bytes: &[u8]) -> Result<Self, String> {
+    pub(crate) fn from_safetensors(config: &BertConfig, bytes: &[u8]) -> Result<Self, String> {
         if config.hidden_act != "gelu" {
             return Err(format!(
                 "hidden_act {:?} is not supported (expected \"gelu\")",
@@ -130,7 +130,7 @@ impl MiniLm {
             .map_err(|err| err.to_string())?
             .0;
         let token_types = weights.matrix("embeddings.token_type_embeddings.weight", None, h)?;
-        Ok(MiniLm {
+        Ok(Forward {
             hidden: h,
             heads: config.num_attention_heads,
             intermediate: i,
@@ -149,19 +149,19 @@ impl MiniLm {
     }
 
     /// Vocabulary size: token ids must be below it.
-    pub(super) fn vocab_size(&self) -> usize {
+    pub(crate) fn vocab_size(&self) -> usize {
         self.word_embeddings.len() / self.hidden
     }
 
     /// Longest sequence the position embeddings cover.
-    pub(super) fn max_positions(&self) -> usize {
+    pub(crate) fn max_positions(&self) -> usize {
         self.max_positions
     }
 
     /// Mean-pooled, L2-normalised sentence embeddings of `texts` (token ids with `[CLS]` and
     /// `[SEP]`, each non-empty, at most [`Self::max_positions`] long, ids below
     /// [`Self::vocab_size`]; the caller checks). Uses every core for big batches.
-    pub(super) fn embed(&self, texts: &[&[u32]]) -> Vec<Vec<f32>> {
+    pub(crate) fn embed(&self, texts: &[&[u32]]) -> Vec<Vec<f32>> {
         let h = self.hidden;
         let lens: Vec<usize> = texts.iter().map(|t| t.len()).collect();
         let total: usize = lens.iter().sum();
