@@ -6,6 +6,7 @@
 //! so an answer can cite the page, row or URL it came from.
 
 pub mod chunk;
+pub mod search;
 
 use serde::{Deserialize, Serialize};
 

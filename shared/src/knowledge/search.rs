@@ -1,0 +1,115 @@
+//! Retrieval: the chunks of an agent that best answer a question.
+//!
+//! Two modes, both in Postgres and both under the caller's row-level security (see
+//! `migrations/V9__hybrid_search.sql`):
+//! - [`RetrievalMode::Vector`]: cosine similarity of the question's embedding
+//!   (`search_knowledge_sources`: exact for small agents, the model's HNSW index above
+//!   `chatpad.exact_search_max_chunks`);
+//! - [`RetrievalMode::Hybrid`]: that ranking fused by reciprocal rank with BM25 over the
+//!   chunks' full text (`search_knowledge_hybrid`), which finds exact names, error codes and
+//!   numbers the embedding blurs. The default.
+
+use pgvector::Vector;
+use tracing::instrument;
+use uuid::Uuid;
+
+use super::Location;
+use crate::ApiResult;
+use crate::db::GenericClient;
+
+/// How chunks are ranked.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RetrievalMode {
+    /// Embedding similarity only.
+    Vector,
+    /// Embedding similarity and BM25 full text, fused by reciprocal rank.
+    #[default]
+    Hybrid,
+}
+
+/// One retrieved chunk with what a citation needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hit {
+    /// The chunk (`knowledge_chunks.id`).
+    pub chunk_id: Uuid,
+    /// The knowledge source the chunk belongs to.
+    pub source_id: Uuid,
+    /// The source's URL or file name, when it has one.
+    pub source: Option<String>,
+    /// The source's title.
+    pub title: String,
+    /// The source's type (`pdf`, `url`, `text`, ...).
+    pub source_type: String,
+    /// The chunk's text.
+    pub content: String,
+    /// Where in the source the chunk is.
+    pub location: Location,
+    /// Cosine similarity of the chunk's embedding to the question's.
+    pub similarity: f64,
+    /// The ranking score: the similarity in vector mode, the fused reciprocal-rank score in
+    /// hybrid mode. Higher is better; only comparable within one result list.
+    pub score: f64,
+}
+
+/// The `count` chunks of `agent_id` that best match the question, best first.
+///
+/// `query_embedding` must come from the agent's embedding model (Postgres refuses another
+/// length). `threshold` is the minimum cosine similarity of a vector match; in hybrid mode a
+/// chunk the full-text ranking finds is kept whatever its similarity. Agents the caller cannot
+/// see give no hits.
+#[instrument(skip(client, query_embedding, query_text), fields(%agent_id, ?mode, count))]
+pub async fn search(
+    client: &impl GenericClient,
+    agent_id: Uuid,
+    query_embedding: &[f32],
+    query_text: &str,
+    mode: RetrievalMode,
+    threshold: f64,
+    count: u32,
+) -> ApiResult<Vec<Hit>> {
+    let embedding = Vector::from(query_embedding.to_vec());
+    let count = i32::try_from(count.clamp(1, 100)).unwrap_or(100);
+    let rows = match mode {
+        RetrievalMode::Vector => {
+            client
+                .query(
+                    "SELECT id, source_id, source, title, type, content, location, similarity,
+                            similarity AS score
+                     FROM search_knowledge_sources($1, $2, $3, $4)",
+                    &[&agent_id, &embedding, &threshold, &count],
+                )
+                .await
+        }
+        RetrievalMode::Hybrid => {
+            client
+                .query(
+                    "SELECT id, source_id, source, title, type, content, location, similarity,
+                            score
+                     FROM search_knowledge_hybrid($1, $2, $3, $4, $5)",
+                    &[&agent_id, &embedding, &query_text, &threshold, &count],
+                )
+                .await
+        }
+    }
+    .map_err(|err| {
+        anyhow::Error::new(err).context(format!("searching the knowledge of agent {agent_id}"))
+    })?;
+
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let location: serde_json::Value = row.get("location");
+            Hit {
+                chunk_id: row.get("id"),
+                source_id: row.get("source_id"),
+                source: row.get("source"),
+                title: row.get("title"),
+                source_type: row.get("type"),
+                content: row.get("content"),
+                location: serde_json::from_value(location).unwrap_or_default(),
+                similarity: row.get("similarity"),
+                score: row.get("score"),
+            }
+        })
+        .collect())
+}

@@ -1,0 +1,308 @@
+//! `knowledge::search`: hybrid retrieval (BM25 full text + vectors, reciprocal rank fusion)
+//! against real Postgres, under row-level security.
+
+use chatpad::auth::Caller;
+use chatpad::knowledge::search::{Hit, RetrievalMode, search};
+use chatpad::testing::TestDb;
+use pgvector::Vector;
+use uuid::Uuid;
+
+const DIMS: usize = 384;
+
+/// A deterministic unit vector pointing mostly along axis `axis`.
+fn vector(axis: usize) -> Vec<f32> {
+    let mut v: Vec<f32> = (0..DIMS).map(|i| (i as f32 * 0.37).sin() * 0.01).collect();
+    v[axis % DIMS] += 1.0;
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    v.iter().map(|x| x / norm).collect()
+}
+
+/// Chunks of one agent: (content, embedding axis). Returns the owner, the agent and the source.
+async fn seed(su: &tokio_postgres::Client, chunks: &[(&str, usize)]) -> (Uuid, Uuid, Uuid) {
+    let owner: Uuid = su
+        .query_one(
+            "INSERT INTO users (auth_subject) VALUES ('owner') RETURNING id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let agent: Uuid = su
+        .query_one(
+            "INSERT INTO agents (user_id, name) VALUES ($1, 'Support') RETURNING id",
+            &[&owner],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let source: Uuid = su
+        .query_one(
+            "INSERT INTO knowledge_sources (agent_id, type, title, source, status, chunk_count)
+             VALUES ($1, 'url', 'Help center', 'https://example.com/help', 'ready', $2) RETURNING id",
+            &[&agent, &(chunks.len() as i32)],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    for (position, (content, axis)) in chunks.iter().enumerate() {
+        su.execute(
+            "INSERT INTO knowledge_chunks (source_id, position, content, location, embedding_model, embedding)
+             VALUES ($1, $2, $3, '{\"url\": \"https://example.com/help\", \"section\": \"FAQ\"}',
+                     'local/all-MiniLM-L6-v2', $4)",
+            &[&source, &(position as i32), content, &Vector::from(vector(*axis))],
+        )
+        .await
+        .unwrap();
+    }
+    (owner, agent, source)
+}
+
+/// Chunks about billing (axes 0..), one about an error code that the vectors do not place near
+/// any question (axis 300).
+const CHUNKS: &[(&str, usize)] = &[
+    ("Invoices are emailed on the first day of each month.", 0),
+    ("Refunds are paid back to the card within five days.", 1),
+    (
+        "You can change the billing email in the account settings.",
+        2,
+    ),
+    (
+        "Plans can be upgraded at any time; the difference is prorated.",
+        3,
+    ),
+    (
+        "Payment failures are retried three times before the plan is paused.",
+        4,
+    ),
+    (
+        "Error QX-4471 means the webhook signature did not verify.",
+        300,
+    ),
+];
+
+/// A question: its embedding's axis, its text, and the search parameters.
+struct Ask<'a>(usize, &'a str, RetrievalMode, f64, u32);
+
+async fn run(test: &TestDb, caller: Uuid, agent: Uuid, ask: Ask<'_>) -> Vec<Hit> {
+    let Ask(query_axis, text, mode, threshold, count) = ask;
+    let mut client = test.db.client().await.unwrap();
+    let tx = chatpad::db::begin_as(&mut client, &Caller::User { user_id: caller })
+        .await
+        .unwrap();
+    let hits = search(
+        &tx,
+        agent,
+        &vector(query_axis),
+        text,
+        mode,
+        threshold,
+        count,
+    )
+    .await
+    .unwrap();
+    tx.rollback().await.unwrap();
+    hits
+}
+
+#[tokio::test]
+async fn hybrid_search_finds_a_keyword_match_the_vectors_miss() {
+    let test = TestDb::new().await;
+    let su = test.superuser().await;
+    let (owner, agent, source) = seed(&su, CHUNKS).await;
+    let question = "What does error QX-4471 mean?";
+
+    // The question's embedding points at the invoices chunk (axis 0), far from the error code.
+    let vector_hits = run(
+        &test,
+        owner,
+        agent,
+        Ask(0, question, RetrievalMode::Vector, 0.5, 5),
+    )
+    .await;
+    assert!(!vector_hits.is_empty());
+    assert!(
+        vector_hits.iter().all(|h| !h.content.contains("QX-4471")),
+        "{vector_hits:#?}"
+    );
+
+    let hybrid = run(
+        &test,
+        owner,
+        agent,
+        Ask(0, question, RetrievalMode::Hybrid, 0.5, 5),
+    )
+    .await;
+    let found = hybrid
+        .iter()
+        .find(|h| h.content.contains("QX-4471"))
+        .expect("the keyword match is among the hybrid hits");
+    assert_eq!(found.source_id, source);
+    assert_eq!(found.title, "Help center");
+    assert_eq!(found.source_type, "url");
+    assert_eq!(found.source.as_deref(), Some("https://example.com/help"));
+    assert_eq!(found.location.section.as_deref(), Some("FAQ"));
+    assert!(found.similarity < 0.5, "kept despite its low similarity");
+    // Matched by both rankings, the invoices chunk still comes first; scores descend.
+    assert!(hybrid[0].content.starts_with("Invoices"));
+    assert!(hybrid.windows(2).all(|w| w[0].score >= w[1].score));
+}
+
+#[tokio::test]
+async fn full_text_ranking_prefers_the_rare_word() {
+    let test = TestDb::new().await;
+    let su = test.superuser().await;
+    // "plan" is in many chunks, "prorated" in one: BM25's IDF puts that one first.
+    let (owner, agent, _) = seed(
+        &su,
+        &[
+            ("The plan includes a plan overview for every plan.", 10),
+            ("Each plan has limits; see your plan.", 11),
+            ("Upgrades are prorated to the day.", 12),
+            ("Your plan renews monthly.", 13),
+        ],
+    )
+    .await;
+    let hits = run(
+        &test,
+        owner,
+        agent,
+        Ask(
+            200,
+            "Is my plan upgrade prorated?",
+            RetrievalMode::Hybrid,
+            0.9,
+            4,
+        ),
+    )
+    .await;
+    assert_eq!(
+        hits[0].content, "Upgrades are prorated to the day.",
+        "{hits:#?}"
+    );
+}
+
+#[tokio::test]
+async fn another_account_finds_nothing_in_either_mode() {
+    let test = TestDb::new().await;
+    let su = test.superuser().await;
+    let (_, agent, _) = seed(&su, CHUNKS).await;
+    let stranger: Uuid = su
+        .query_one(
+            "INSERT INTO users (auth_subject) VALUES ('stranger') RETURNING id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    for mode in [RetrievalMode::Vector, RetrievalMode::Hybrid] {
+        let hits = run(
+            &test,
+            stranger,
+            agent,
+            Ask(0, "error QX-4471 invoices", mode, 0.0, 5),
+        )
+        .await;
+        assert!(hits.is_empty(), "{mode:?}: {hits:#?}");
+    }
+}
+
+#[tokio::test]
+async fn threshold_and_count_are_honoured() {
+    let test = TestDb::new().await;
+    let su = test.superuser().await;
+    let (owner, agent, _) = seed(&su, CHUNKS).await;
+
+    for mode in [RetrievalMode::Vector, RetrievalMode::Hybrid] {
+        let hits = run(
+            &test,
+            owner,
+            agent,
+            Ask(1, "refunds card days", mode, 0.0, 3),
+        )
+        .await;
+        assert_eq!(hits.len(), 3, "{mode:?}");
+        assert!(
+            hits[0].content.starts_with("Refunds"),
+            "{mode:?}: {hits:#?}"
+        );
+    }
+    // A threshold only the nearest chunk passes; the text matches nothing.
+    let vector = run(
+        &test,
+        owner,
+        agent,
+        Ask(1, "zzz", RetrievalMode::Vector, 0.9, 5),
+    )
+    .await;
+    let hybrid = run(
+        &test,
+        owner,
+        agent,
+        Ask(1, "zzz", RetrievalMode::Hybrid, 0.9, 5),
+    )
+    .await;
+    for hits in [&vector, &hybrid] {
+        assert_eq!(hits.len(), 1, "{hits:#?}");
+        assert!(hits[0].content.starts_with("Refunds"));
+        assert!(hits[0].similarity > 0.9);
+    }
+}
+
+#[tokio::test]
+async fn chunks_stay_searchable_while_their_source_is_resynced_or_failed() {
+    let test = TestDb::new().await;
+    let su = test.superuser().await;
+    let (owner, agent, source) = seed(&su, CHUNKS).await;
+    for status in ["pending", "processing", "error"] {
+        su.execute(
+            "UPDATE knowledge_sources SET status = $2 WHERE id = $1",
+            &[&source, &status],
+        )
+        .await
+        .unwrap();
+        let hits = run(
+            &test,
+            owner,
+            agent,
+            Ask(1, "refunds", RetrievalMode::Hybrid, 0.5, 5),
+        )
+        .await;
+        assert!(
+            hits.first()
+                .is_some_and(|h| h.content.starts_with("Refunds")),
+            "{status}: {hits:#?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_large_agent_takes_the_approximate_path_in_hybrid_mode_too() {
+    let test = TestDb::new().await;
+    let su = test.superuser().await;
+    let (owner, agent, _) = seed(&su, CHUNKS).await;
+    let mut client = test.db.client().await.unwrap();
+    let tx = chatpad::db::begin_as(&mut client, &Caller::User { user_id: owner })
+        .await
+        .unwrap();
+    tx.execute(
+        "SELECT set_config('chatpad.exact_search_max_chunks', '2', true)",
+        &[],
+    )
+    .await
+    .unwrap();
+    let hits = search(
+        &tx,
+        agent,
+        &vector(4),
+        "payment failures and refunds",
+        RetrievalMode::Hybrid,
+        0.3,
+        2,
+    )
+    .await
+    .unwrap();
+    // Found by both rankings, then by its words only.
+    assert_eq!(hits.len(), 2, "{hits:#?}");
+    assert!(hits[0].content.starts_with("Payment failures"), "{hits:#?}");
+    assert!(hits[1].content.starts_with("Refunds"), "{hits:#?}");
+}
