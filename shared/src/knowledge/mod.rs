@@ -4,6 +4,11 @@
 //! Q&A pairs) is extracted into Markdown [`Part`]s, each with its [`Location`]; parts are cut
 //! into overlapping, structure-aware chunks; chunks are embedded and stored with their location,
 //! so an answer can cite the page, row or URL it came from.
+//!
+//! - [`crawl`]: fetching web sources (one page, a site, a sitemap) through the SSRF guard,
+//!   with robots.txt and conditional re-sync.
+
+pub mod crawl;
 
 pub mod chunk;
 pub mod search;
