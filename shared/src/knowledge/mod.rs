@@ -5,6 +5,8 @@
 //! into overlapping, structure-aware chunks; chunks are embedded and stored with their location,
 //! so an answer can cite the page, row or URL it came from.
 
+pub mod extract;
+
 use serde::{Deserialize, Serialize};
 
 /// Where a piece of text came from; stored with every chunk (`knowledge_chunks.location`) and
