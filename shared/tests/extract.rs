@@ -224,11 +224,10 @@ fn a_zip_bomb_docx_that_lies_about_its_size_is_stopped_while_reading() {
 
     let err = sandbox(limits).extract(&bomb, FileKind::Docx).unwrap_err();
 
-    // Either our count or the archive's own size check stops it; never a 16 MB read.
-    assert!(
-        err.to_string() == "the DOCX expands to more than 8 MB"
-            || matches!(err, ExtractError::Malformed { .. }),
-        "{err:?}"
+    // The zip reader checks each entry against its declared size (our own count backs it up).
+    assert_eq!(
+        err.to_string(),
+        "the DOCX could not be read: word/document.xml is larger than the archive declares"
     );
 }
 
@@ -314,7 +313,9 @@ fn html_boilerplate_is_removed_and_content_kept_as_markdown() {
 
 #[test]
 fn deeply_nested_html_is_read_without_overflowing_the_stack() {
-    let depth = 50_000;
+    // Deep enough to overflow a naively recursive walker; html5ever itself is quadratic in the
+    // depth (a far deeper page ends at the timeout).
+    let depth = 20_000;
     let page = format!(
         "<html><body>{}deep text{}</body></html>",
         "<div>".repeat(depth),

@@ -100,18 +100,31 @@ impl Expanded {
             ReadError::Xml(e) => {
                 ExtractError::malformed(FileKind::Docx, format!("{entry} is not valid XML ({e})"))
             }
+            // The zip reader checks an entry against its declared size: a zip bomb that lies.
+            ReadError::Archive(e) if e.contains("declared") => ExtractError::malformed(
+                FileKind::Docx,
+                format!("{entry} is larger than the archive declares"),
+            ),
+            ReadError::Archive(e) => {
+                ExtractError::malformed(FileKind::Docx, format!("{entry} is damaged ({e})"))
+            }
         }
     }
 }
 
 enum ReadError {
     Xml(String),
+    /// The archive failed under the XML reader (a bad deflate stream, a size that lies).
+    Archive(String),
     Limit(ExtractError),
 }
 
 impl From<quick_xml::Error> for ReadError {
     fn from(e: quick_xml::Error) -> Self {
-        ReadError::Xml(e.to_string())
+        match e {
+            quick_xml::Error::Io(e) => ReadError::Archive(e.to_string()),
+            e => ReadError::Xml(e.to_string()),
+        }
     }
 }
 
@@ -655,5 +668,38 @@ impl<'a, 'b> DocumentWriter<'a, 'b> {
 
     fn finish(self) -> (String, Option<String>) {
         (self.out, self.first_heading)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_past_the_expansion_allowance_fail_whatever_the_headers_say() {
+        let expanded = Expanded {
+            max: 10,
+            left: Cell::new(10),
+            exceeded: Cell::new(false),
+        };
+        let mut reader = Counted {
+            inner: &[b'a'; 100][..],
+            expanded: &expanded,
+        };
+
+        let result = reader.read_to_end(&mut Vec::new());
+
+        assert!(result.is_err());
+        assert!(expanded.exceeded.get());
+        let err = expanded.explain(ReadError::Archive("cut".to_owned()), "word/document.xml");
+        assert_eq!(err.to_string(), "the DOCX expands to more than 0 MB");
+    }
+
+    #[test]
+    fn localised_style_names_still_make_headings_and_lists() {
+        assert_eq!(role_of_style_name("Heading 2"), Some(StyleRole::Heading(2)));
+        assert_eq!(role_of_style_name("List Bullet 2"), Some(StyleRole::Bullet));
+        assert_eq!(heading_from_outline("0"), Some(StyleRole::Heading(1)));
+        assert_eq!(heading_from_outline("9"), None);
     }
 }
