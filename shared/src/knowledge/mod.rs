@@ -13,6 +13,8 @@ pub mod crawl;
 pub mod chunk;
 pub mod search;
 
+pub mod extract;
+
 use serde::{Deserialize, Serialize};
 
 /// Where a piece of text came from; stored with every chunk (`knowledge_chunks.location`) and
