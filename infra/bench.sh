@@ -5,7 +5,8 @@
 #      (chatpad-chunk-bench), retrieval quality on aws-docs-qa (chatpad-retrieval-bench) and
 #      agent-filtered vector search at scale (chatpad-vector-bench).
 # BENCH_VECTOR_ARGS sizes the vector benchmark (default: 1,000 agents x 1,000 chunks plus one
-# agent with 100,000; the load and the HNSW build take most of its ~15 minutes on 2 cores).
+# agent with 100,000, not yet measured here; "--agents 200" = 300k rows took 6.3 min on a busy
+# 2-core machine: COPY 31 s, HNSW build 176 s).
 # BENCH_SKIP_KNOWLEDGE=1 runs only the function benchmarks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
