@@ -1,0 +1,382 @@
+//! Retrieval quality on the aws-docs-qa evaluation set (100 questions over 408 AWS
+//! documentation pages; see its README): every page is chunked with
+//! [`chatpad::knowledge::chunk`], embedded with the local all-MiniLM-L6-v2 and stored as a
+//! knowledge source of one agent in a fresh Postgres database; each question is asked through
+//! [`chatpad::knowledge::search::search`] as the agent's owner (row-level security on), in
+//! vector and in hybrid mode, and BM25 alone (`search_knowledge_text`) for reference.
+//! Scoring is per page: a hit at k when one of the top k chunks comes from the relevant page.
+//!
+//! ```text
+//! infra/with-services.sh cargo run --release -p chatpad-shared \
+//!     --features local-embeddings,test-support --bin chatpad-retrieval-bench -- \
+//!     [--evalset DIR] [--size 200] [--overlap 30]
+//! ```
+//!
+//! The evaluation set defaults to `../shared/evalsets/aws-docs-qa` next to the repository
+//! (`CHATPAD_EVALSET_DIR` or `--evalset` override it). Embedding the ~4k chunks takes two
+//! minutes or more on two cores; `--cache FILE` (outside the repository) keeps the vectors for
+//! the next run with the same chunks, when tuning search rather than chunking.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use chatpad::auth::Caller;
+use chatpad::embeddings::LocalMiniLm;
+use chatpad::knowledge::chunk::{ChunkSettings, chunk};
+use chatpad::knowledge::search::{RetrievalMode, search};
+use chatpad::knowledge::{Extracted, Location, Part};
+use chatpad::testing::TestDb;
+use pgvector::Vector;
+use serde::Deserialize;
+use uuid::Uuid;
+
+#[derive(Deserialize)]
+struct Page {
+    id: String,
+    title: String,
+    text: String,
+}
+
+#[derive(Deserialize)]
+struct Question {
+    question: String,
+    relevant_ids: Vec<String>,
+}
+
+struct Args {
+    evalset: PathBuf,
+    settings: ChunkSettings,
+    cache: Option<PathBuf>,
+}
+
+fn args() -> anyhow::Result<Args> {
+    let mut evalset = std::env::var("CHATPAD_EVALSET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../shared/evalsets/aws-docs-qa"
+            ))
+        });
+    let mut settings = ChunkSettings::default();
+    let mut cache = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--evalset" => evalset = PathBuf::from(value()?),
+            "--size" => settings.size_tokens = value()?.parse()?,
+            "--overlap" => settings.overlap_tokens = value()?.parse()?,
+            "--cache" => cache = Some(PathBuf::from(value()?)),
+            other => anyhow::bail!(
+                "unknown argument {other}; usage: [--evalset DIR] [--size N] [--overlap N] \
+                 [--cache FILE]"
+            ),
+        }
+    }
+    Ok(Args {
+        evalset,
+        settings,
+        cache,
+    })
+}
+
+fn read_jsonl<T: for<'de> Deserialize<'de>>(path: PathBuf) -> anyhow::Result<Vec<T>> {
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).with_context(|| format!("parsing {}", path.display())))
+        .collect()
+}
+
+/// hit@1, hit@5 and MRR@10 of ranked page ids against each question's relevant pages.
+#[derive(Default)]
+struct Score {
+    hit1: f64,
+    hit5: f64,
+    mrr10: f64,
+    n: usize,
+}
+
+impl Score {
+    fn add(&mut self, ranked_pages: &[&str], relevant: &[String]) {
+        let first = ranked_pages
+            .iter()
+            .take(10)
+            .position(|p| relevant.iter().any(|r| r == p));
+        self.n += 1;
+        if let Some(rank) = first {
+            self.hit1 += f64::from(rank < 1);
+            self.hit5 += f64::from(rank < 5);
+            self.mrr10 += 1.0 / (rank + 1) as f64;
+        }
+    }
+
+    fn line(&self, name: &str, latencies: &mut [f64]) -> String {
+        latencies.sort_by(f64::total_cmp);
+        let n = self.n.max(1) as f64;
+        format!(
+            "{name:<22} hit@1 {:.2}  hit@5 {:.2}  MRR@10 {:.3}   search p50 {:.1} ms, p99 {:.1} ms",
+            self.hit1 / n,
+            self.hit5 / n,
+            self.mrr10 / n,
+            percentile(latencies, 0.5),
+            percentile(latencies, 0.99),
+        )
+    }
+}
+
+/// A fingerprint of the chunk texts the cached vectors belong to.
+fn fingerprint(texts: &[&str]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    texts.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// Cached vectors, when the file holds vectors of exactly these texts.
+fn load_cache(path: &std::path::Path, texts: &[&str]) -> Option<Vec<Vec<f32>>> {
+    let bytes = std::fs::read(path).ok()?;
+    let (head, body) = bytes.split_at_checked(8)?;
+    if u64::from_le_bytes(head.try_into().ok()?) != fingerprint(texts) {
+        return None;
+    }
+    let floats: Vec<f32> = body
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    let vectors: Vec<Vec<f32>> = floats
+        .chunks_exact(LocalMiniLm::DIMENSIONS)
+        .map(<[f32]>::to_vec)
+        .collect();
+    (vectors.len() == texts.len()).then_some(vectors)
+}
+
+fn save_cache(path: &std::path::Path, texts: &[&str], vectors: &[Vec<f32>]) -> anyhow::Result<()> {
+    let mut bytes = fingerprint(texts).to_le_bytes().to_vec();
+    for x in vectors.iter().flatten() {
+        bytes.extend_from_slice(&x.to_le_bytes());
+    }
+    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = args()?;
+    let pages: Vec<Page> = read_jsonl(args.evalset.join("corpus.jsonl"))?;
+    let questions: Vec<Question> = read_jsonl(args.evalset.join("questions.jsonl"))?;
+    println!(
+        "evalset {}: {} pages, {} questions; chunks of {} tokens, {} overlap",
+        args.evalset.display(),
+        pages.len(),
+        questions.len(),
+        args.settings.size_tokens,
+        args.settings.overlap_tokens
+    );
+
+    // Chunking (single thread), with its throughput.
+    let docs: Vec<Extracted> = pages
+        .iter()
+        .map(|p| Extracted {
+            title: Some(p.title.clone()),
+            parts: vec![Part {
+                markdown: p.text.clone(),
+                location: Location {
+                    url: Some(format!("https://docs.aws.amazon.com/{}", p.id)),
+                    ..Location::default()
+                },
+            }],
+        })
+        .collect();
+    let bytes: usize = pages.iter().map(|p| p.text.len()).sum();
+    let started = Instant::now();
+    let chunked: Vec<_> = docs.iter().map(|d| chunk(d, &args.settings)).collect();
+    let secs = started.elapsed().as_secs_f64();
+    let total: usize = chunked.iter().map(Vec::len).sum();
+    println!(
+        "chunking: {:.2} MB in {:.0} ms on one core = {:.0} MB/s, {total} chunks",
+        bytes as f64 / 1e6,
+        secs * 1e3,
+        bytes as f64 / secs / 1e6
+    );
+
+    let dir = chatpad::testing::env_var("EMBEDDING_MODEL_DIR")
+        .context("set EMBEDDING_MODEL_DIR (the local stack's .local/env has it)")?;
+    let model = LocalMiniLm::load(&dir)?;
+    let texts: Vec<&str> = chunked
+        .iter()
+        .flatten()
+        .map(|c| c.content.as_str())
+        .collect();
+    let estimated: usize = chunked
+        .iter()
+        .flatten()
+        .map(|c| c.token_count as usize)
+        .sum();
+    let real: Vec<usize> = texts
+        .iter()
+        .map(|t| model.count_tokens(t))
+        .collect::<Result<_, _>>()?;
+    println!(
+        "tokens: estimated {estimated}, tokenizer {} ({:+.1}%); chunks over the model's {} tokens: {}",
+        real.iter().sum::<usize>(),
+        (estimated as f64 / real.iter().sum::<usize>() as f64 - 1.0) * 100.0,
+        LocalMiniLm::MAX_TOKENS,
+        real.iter()
+            .filter(|&&t| t > LocalMiniLm::MAX_TOKENS)
+            .count()
+    );
+
+    let vectors = match args.cache.as_deref().and_then(|c| load_cache(c, &texts)) {
+        Some(vectors) => {
+            println!("embedding: {} chunk vectors from the cache", vectors.len());
+            vectors
+        }
+        None => {
+            let started = Instant::now();
+            let vectors = model.embed_blocking(&texts)?;
+            let secs = started.elapsed().as_secs_f64();
+            println!(
+                "embedding: {} chunks in {secs:.1} s = {:.1} chunks/s",
+                texts.len(),
+                texts.len() as f64 / secs
+            );
+            if let Some(cache) = &args.cache {
+                save_cache(cache, &texts, &vectors)?;
+            }
+            vectors
+        }
+    };
+
+    // One agent, one source per page.
+    let test = TestDb::new().await;
+    let su = test.superuser().await;
+    let owner: Uuid = su
+        .query_one(
+            "INSERT INTO users (auth_subject) VALUES ('bench') RETURNING id",
+            &[],
+        )
+        .await?
+        .get(0);
+    // A throwaway database: lift the plan's cap of 100 knowledge sources for the 408 pages.
+    su.batch_execute("UPDATE plans SET max_knowledge_sources = NULL WHERE id = 'pro'")
+        .await?;
+    su.execute(
+        "INSERT INTO subscriptions (user_id, plan_id) VALUES ($1, 'pro')",
+        &[&owner],
+    )
+    .await?;
+    let agent: Uuid = su
+        .query_one(
+            "INSERT INTO agents (user_id, name) VALUES ($1, 'AWS docs') RETURNING id",
+            &[&owner],
+        )
+        .await?
+        .get(0);
+    let started = Instant::now();
+    su.batch_execute("BEGIN").await?;
+    let insert_source = su
+        .prepare(
+            "INSERT INTO knowledge_sources (agent_id, type, title, source, status, chunk_count)
+             VALUES ($1, 'markdown', $2, $3, 'ready', $4) RETURNING id",
+        )
+        .await?;
+    let insert_chunk = su
+        .prepare(
+            "INSERT INTO knowledge_chunks
+               (source_id, position, content, location, token_count, embedding_model, embedding)
+             VALUES ($1, $2, $3, $4, $5, 'local/all-MiniLM-L6-v2', $6)",
+        )
+        .await?;
+    let mut page_of_source: HashMap<Uuid, &str> = HashMap::new();
+    let mut vectors = vectors.into_iter();
+    for (page, chunks) in pages.iter().zip(&chunked) {
+        let source: Uuid = su
+            .query_one(
+                &insert_source,
+                &[&agent, &page.title, &page.id, &(chunks.len() as i32)],
+            )
+            .await?
+            .get(0);
+        page_of_source.insert(source, &page.id);
+        for c in chunks {
+            let embedding = Vector::from(vectors.next().context("one vector per chunk")?);
+            su.execute(
+                &insert_chunk,
+                &[
+                    &source,
+                    &(c.position as i32),
+                    &c.content,
+                    &serde_json::to_value(&c.location)?,
+                    &(c.token_count as i32),
+                    &embedding,
+                ],
+            )
+            .await?;
+        }
+    }
+    su.batch_execute("COMMIT; ANALYZE knowledge_chunks").await?;
+    println!(
+        "stored {total} chunks in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    let question_texts: Vec<&str> = questions.iter().map(|q| q.question.as_str()).collect();
+    let question_vectors = model.embed_blocking(&question_texts)?;
+
+    let mut client = test.db.client().await?;
+    let caller = Caller::User { user_id: owner };
+    let mut report = Vec::new();
+    for (name, mode) in [
+        ("vector (cosine)", Some(RetrievalMode::Vector)),
+        ("BM25 (full text)", None),
+        ("hybrid (RRF k=60)", Some(RetrievalMode::Hybrid)),
+    ] {
+        let mut score = Score::default();
+        let mut latencies = Vec::new();
+        for (question, vector) in questions.iter().zip(&question_vectors) {
+            let tx = chatpad::db::begin_as(&mut client, &caller).await?;
+            let started = Instant::now();
+            let sources: Vec<Uuid> = match mode {
+                Some(mode) => search(&tx, agent, vector, &question.question, mode, 0.0, 10)
+                    .await?
+                    .into_iter()
+                    .map(|h| h.source_id)
+                    .collect(),
+                None => tx
+                    .query(
+                        "SELECT c.source_id FROM search_knowledge_text($1, $2, 10) t
+                         JOIN knowledge_chunks c ON c.id = t.id ORDER BY t.rank_score DESC",
+                        &[&agent, &question.question],
+                    )
+                    .await?
+                    .iter()
+                    .map(|r| r.get(0))
+                    .collect(),
+            };
+            latencies.push(started.elapsed().as_secs_f64() * 1e3);
+            tx.rollback().await?;
+            let ranked: Vec<&str> = sources
+                .iter()
+                .filter_map(|s| page_of_source.get(s).copied())
+                .collect();
+            score.add(&ranked, &question.relevant_ids);
+        }
+        report.push(score.line(name, &mut latencies));
+    }
+    println!();
+    for line in report {
+        println!("{line}");
+    }
+    Ok(())
+}
