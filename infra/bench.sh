@@ -11,6 +11,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --workspace --bins
+# Extraction throughput and the sandboxed reader's peak memory (no services needed).
+cargo run --release --quiet -p chatpad-shared --bin chatpad-extract-bench
 infra/with-services.sh bash -c 'cargo run --release --quiet -p chatpad-shared --bin chatpad-migrate && cargo run --release --quiet -p chatpad-shared --bin chatpad-dev-seed && .venv/bin/python infra/bench.py'
 
 if [[ "${BENCH_SKIP_KNOWLEDGE:-0}" == 1 ]]; then exit 0; fi

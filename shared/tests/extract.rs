@@ -78,6 +78,19 @@ fn a_pdf_page_with_an_image_keeps_its_text() {
 }
 
 #[test]
+fn a_broken_pdf_page_is_skipped_and_the_pages_after_it_are_read() {
+    let pdf = samples::pdf_with_broken_page(&["First", "Broken", "Third", "Fourth"], 1);
+
+    let extracted = sandbox(Limits::default())
+        .extract(&pdf, FileKind::Pdf)
+        .unwrap();
+
+    let pages: Vec<_> = extracted.parts.iter().map(|p| p.location.clone()).collect();
+    assert_eq!(pages, [page(1), page(3), page(4)]);
+    assert_eq!(extracted.parts[2].markdown, "Fourth");
+}
+
+#[test]
 fn a_pdf_with_more_pages_than_allowed_is_refused() {
     let pdf = samples::pdf("Long", &["one", "two", "three"]);
     let limits = Limits {

@@ -177,13 +177,19 @@ fn is_boilerplate(el: ElementRef, in_content: bool) -> bool {
     if matches!(name, "html" | "body" | "main" | "article") {
         return false;
     }
-    let tokens = e
+    let mut tokens = e
         .attr("class")
         .into_iter()
         .chain(e.attr("id"))
         .flat_map(str::split_whitespace);
-    tokens.map(str::to_ascii_lowercase).any(|token| {
-        CHROME_TOKENS.contains(&token.as_str()) || CHROME_WORDS.iter().any(|w| token.contains(w))
+    tokens.any(|token| {
+        // Most class names are lower case already: no allocation for them.
+        let token: std::borrow::Cow<str> = if token.bytes().any(|b| b.is_ascii_uppercase()) {
+            token.to_ascii_lowercase().into()
+        } else {
+            token.into()
+        };
+        CHROME_TOKENS.contains(&&*token) || CHROME_WORDS.iter().any(|w| token.contains(w))
     })
 }
 

@@ -1,15 +1,18 @@
 //! PDF: one part per page with text, read with `pdf-extract` (fonts, encodings and text
 //! positions) over `lopdf` (the file structure).
 //!
-//! `pdf-extract` panics on some malformed pages; each page is read under `catch_unwind` and a
-//! failing page is skipped, so one bad page does not lose a manual. Bombs and endless
+//! All pages are read in one pass. `pdf-extract` panics on some malformed pages: the pass runs
+//! under `catch_unwind`, and after a failing page the rest are read one at a time, each under
+//! its own `catch_unwind`, so one bad page does not lose a manual. Bombs and endless
 //! structures are the sandbox's business (memory and CPU limits).
 
+use std::cell::RefCell;
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::rc::Rc;
 
 use lopdf::{Document, Object};
-use pdf_extract::{OutputError, PlainTextOutput};
+use pdf_extract::{MediaBox, OutputDev, OutputError, PlainTextOutput, Transform};
 
 use super::{Budget, ExtractError, FileKind};
 use crate::knowledge::{Extracted, Location, Part};
@@ -29,24 +32,25 @@ pub(super) fn extract(bytes: &[u8], budget: &mut Budget) -> Result<Extracted, Ex
     }
     let mut parts = Vec::new();
     let mut unreadable = 0;
-    for &number in pages.keys() {
+    // All pages in one pass (the page tree is walked once); should a page fail, the pages
+    // after it are read one at a time (each walks the page tree again, but survives alone).
+    let failed = read_in_one_pass(&doc, budget, &mut parts)?;
+    let rest = match failed {
+        None => Vec::new(),
+        Some((page, why)) => {
+            tracing::debug!(page, %why, "skipping an unreadable PDF page");
+            unreadable += 1;
+            pages.keys().copied().filter(|&n| n > page).collect()
+        }
+    };
+    for number in rest {
         budget.check_time()?;
         let remaining = budget
             .limits
             .max_text_bytes
             .saturating_sub(budget.text_bytes);
         match page_text(&doc, number, remaining) {
-            PageText::Text(text) => {
-                let markdown = tidy(&text);
-                budget.add_text(markdown.len())?;
-                if !markdown.is_empty() {
-                    let location = Location {
-                        page: Some(number),
-                        ..Default::default()
-                    };
-                    parts.push(Part { markdown, location });
-                }
-            }
+            PageText::Text(text) => keep_page(&mut parts, budget, number, &text)?,
             PageText::Overflow => budget.add_text(remaining + 1)?,
             PageText::Unreadable(why) => {
                 tracing::debug!(page = number, %why, "skipping an unreadable PDF page");
@@ -71,6 +75,166 @@ pub(super) fn extract(bytes: &[u8], budget: &mut Budget) -> Result<Extracted, Ex
         title: title(&doc),
         parts,
     })
+}
+
+/// Adds a page's text as a part (empty pages add nothing).
+fn keep_page(
+    parts: &mut Vec<Part>,
+    budget: &mut Budget,
+    number: u32,
+    text: &str,
+) -> Result<(), ExtractError> {
+    let markdown = tidy(text);
+    budget.add_text(markdown.len())?;
+    if !markdown.is_empty() {
+        let location = Location {
+            page: Some(number),
+            ..Default::default()
+        };
+        parts.push(Part { markdown, location });
+    }
+    Ok(())
+}
+
+/// Reads every page with one `output_doc`, a part per page. Returns the page that failed (and
+/// why), if one did: the pages before it are in `parts`.
+fn read_in_one_pass(
+    doc: &Document,
+    budget: &mut Budget,
+    parts: &mut Vec<Part>,
+) -> Result<Option<(u32, String)>, ExtractError> {
+    let page = Rc::new(RefCell::new(CappedWriter {
+        text: Vec::new(),
+        cap: 0,
+        overflow: false,
+    }));
+    let mut sink = SharedWriter(page.clone());
+    let mut splitter = PageSplitter {
+        inner: PlainTextOutput::new(&mut sink as &mut dyn io::Write),
+        page,
+        budget,
+        parts,
+        current: 0,
+        ended: None,
+        stop: None,
+    };
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        pdf_extract::output_doc(doc, &mut splitter)
+    }));
+    if let Some(e) = splitter.stop.take() {
+        return Err(e);
+    }
+    if splitter.page.borrow().overflow {
+        let past = splitter.budget.limits.max_text_bytes + 1;
+        splitter.budget.add_text(past)?;
+    }
+    let why = match result {
+        Ok(Ok(())) => return Ok(None),
+        Ok(Err(e)) => describe(&e),
+        Err(panic) => panic_message(&*panic),
+    };
+    // The page after the last one that ended is the one that failed.
+    let failed = doc
+        .get_pages()
+        .keys()
+        .copied()
+        .find(|&n| splitter.ended.is_none_or(|ended| n > ended));
+    Ok(failed.map(|page| (page, why)))
+}
+
+/// Cuts `PlainTextOutput`'s text into pages, counting each against the budget.
+struct PageSplitter<'a, 'b> {
+    inner: PlainTextOutput<&'a mut dyn io::Write>,
+    /// The buffer `inner` writes into.
+    page: Rc<RefCell<CappedWriter>>,
+    budget: &'a mut Budget<'b>,
+    parts: &'a mut Vec<Part>,
+    /// The page being read.
+    current: u32,
+    /// The last page that ended.
+    ended: Option<u32>,
+    /// A limit that stopped the reading.
+    stop: Option<ExtractError>,
+}
+
+impl PageSplitter<'_, '_> {
+    fn stop(&mut self, e: ExtractError) -> OutputError {
+        self.stop = Some(e);
+        OutputError::FormatError(std::fmt::Error)
+    }
+}
+
+impl OutputDev for PageSplitter<'_, '_> {
+    fn begin_page(
+        &mut self,
+        page_num: u32,
+        media_box: &MediaBox,
+        art_box: Option<(f64, f64, f64, f64)>,
+    ) -> Result<(), OutputError> {
+        if let Err(e) = self.budget.check_time() {
+            return Err(self.stop(e));
+        }
+        {
+            let mut page = self.page.borrow_mut();
+            page.text.clear();
+            page.cap = self
+                .budget
+                .limits
+                .max_text_bytes
+                .saturating_sub(self.budget.text_bytes);
+        }
+        self.current = page_num;
+        self.inner.begin_page(page_num, media_box, art_box)
+    }
+
+    fn end_page(&mut self) -> Result<(), OutputError> {
+        self.inner.end_page()?;
+        let text = std::mem::take(&mut self.page.borrow_mut().text);
+        let text = String::from_utf8_lossy(&text);
+        let number = self.current;
+        if let Err(e) = keep_page(self.parts, self.budget, number, &text) {
+            return Err(self.stop(e));
+        }
+        self.ended = Some(number);
+        Ok(())
+    }
+
+    fn output_character(
+        &mut self,
+        trm: &Transform,
+        width: f64,
+        spacing: f64,
+        font_size: f64,
+        char: &str,
+    ) -> Result<(), OutputError> {
+        self.inner
+            .output_character(trm, width, spacing, font_size, char)
+    }
+
+    fn begin_word(&mut self) -> Result<(), OutputError> {
+        self.inner.begin_word()
+    }
+
+    fn end_word(&mut self) -> Result<(), OutputError> {
+        self.inner.end_word()
+    }
+
+    fn end_line(&mut self) -> Result<(), OutputError> {
+        self.inner.end_line()
+    }
+}
+
+/// A writer into the page buffer the splitter also holds.
+struct SharedWriter(Rc<RefCell<CappedWriter>>);
+
+impl io::Write for SharedWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.borrow_mut().write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Parses the file; an encrypted file opens only if its user password is empty (owner-only
@@ -113,14 +277,16 @@ fn page_text(doc: &Document, number: u32, cap: usize) -> PageText {
         _ if writer.overflow => PageText::Overflow,
         Ok(Ok(())) => PageText::Text(String::from_utf8_lossy(&writer.text).into_owned()),
         Ok(Err(e)) => PageText::Unreadable(describe(&e)),
-        Err(panic) => PageText::Unreadable(
-            panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "the reader panicked".to_owned()),
-        ),
+        Err(panic) => PageText::Unreadable(panic_message(&*panic)),
     }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "the reader panicked".to_owned())
 }
 
 fn describe(e: &OutputError) -> String {

@@ -19,6 +19,23 @@ pub fn pdf(title: &str, pages: &[&str]) -> Vec<u8> {
     builder.finish(Some(title))
 }
 
+/// Like [`pdf`], but page `broken` (0-based) uses a font that does not exist, which the
+/// reader cannot get past.
+pub fn pdf_with_broken_page(pages: &[&str], broken: usize) -> Vec<u8> {
+    let mut builder = PdfBuilder::new();
+    for (n, page) in pages.iter().enumerate() {
+        if n == broken {
+            let good = builder.font_id;
+            builder.font_id = (9_999, 0);
+            builder.text_page(page, None);
+            builder.font_id = good;
+        } else {
+            builder.text_page(page, None);
+        }
+    }
+    builder.finish(None)
+}
+
 /// A PDF of about `target_bytes`: `pages` pages, each with a paragraph of text and an
 /// incompressible image filling the rest (the shape of a real brochure or scanned manual).
 pub fn pdf_with_images(pages: usize, target_bytes: usize) -> Vec<u8> {
