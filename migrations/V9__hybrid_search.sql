@@ -1,7 +1,10 @@
 -- Hybrid retrieval: full-text (BM25 over `content_search`) and vector search, fused by
 -- reciprocal rank; and which chunks are searchable while their source is being re-synced.
---
--- (V8 is taken by another branch; refinery applies versions in order and allows gaps.)
+
+-- pgvector's settings (hnsw.*) exist once its library is loaded in this session; a migration
+-- run on its own (an upgrade) has not loaded it yet, and setting an unknown hnsw.* would be
+-- refused. Any use of the type loads it.
+SELECT '[1]'::vector;
 
 -- Which chunks are searchable: every chunk of the agent, whatever its source's status.
 --
