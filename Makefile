@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 WITH_SERVICES := infra/with-services.sh
 
-.PHONY: help bootstrap services services-stop migrate seed build dev test openapi lint bench clean-local
+.PHONY: help bootstrap services services-stop migrate seed build dev test openapi lint bench layers clean-local
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -46,6 +46,9 @@ lint: ## Formatting and clippy only
 
 bench: bootstrap ## Benchmarks: binary size, cold start, memory (release builds)
 	@infra/bench.sh
+
+layers: bootstrap ## Prepare the Lambda layer with the local embedding model (before `sam build`)
+	@$(PY) infra/stack.py layers
 
 clean-local: services-stop ## Remove local state (database, logs, secrets)
 	rm -rf .local

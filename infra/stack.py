@@ -24,6 +24,7 @@ import os
 import pwd
 import re
 import secrets
+import shutil
 import shlex
 import signal
 import socket
@@ -60,7 +61,14 @@ LAMBDA_PORT = int(os.environ.get("CARGO_LAMBDA_PORT", "9000"))
 REGION = "us-east-1"
 ACCOUNT = "123456789012"  # moto's default account id
 BUCKETS = ["chatpad-knowledge", "chatpad-uploads"]
-FUNCTION_TIMEOUT_S = 30
+# The consuming functions' timeouts, as in template.yaml.
+FUNCTION_TIMEOUT_S = {"chatpad-ingest": 300, "chatpad-webhooks": 30}
+# Records per invocation, as the event source mappings in template.yaml (BatchSize).
+BATCH_SIZE = {"chatpad-ingest": 1, "chatpad-webhooks": 10}
+# Invocations the pump runs at once per queue (Lambda would scale out further).
+CONCURRENCY = {"chatpad-ingest": 2}
+# The scheduled function and its period (template.yaml: SchedulerFunction, rate(1 minute)).
+SCHEDULER = ("scheduler", 60)
 # (queue, dlq, worker function) -- the pump's event source mappings.
 QUEUES = [
     ("chatpad-ingest", "chatpad-ingest-dlq", "ingest-worker"),
@@ -429,7 +437,7 @@ def ensure_aws_resources() -> dict[str, str]:
         dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         urls[name] = queue(name, {
             "MessageRetentionPeriod": "345600",  # 4 days
-            "VisibilityTimeout": str(6 * FUNCTION_TIMEOUT_S),  # AWS guidance: >= 6x function timeout
+            "VisibilityTimeout": str(6 * FUNCTION_TIMEOUT_S[name]),  # AWS guidance: >= 6x function timeout
             "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5"}),
         })
 
@@ -516,6 +524,10 @@ def cmd_start(args) -> None:
             "API_KEY_PEPPER": sec["API_KEY_PEPPER"],
             "ENCRYPTION_KEY": sec["ENCRYPTION_KEY"],
             "EMBEDDING_MODEL_DIR": str(embedding_model_dir()),
+            # Local only: lets knowledge crawls reach sites served on loopback (tests, a docs
+            # server on your machine). Never set in the template: production allows no
+            # private address.
+            "SSRF_ALLOW_CIDRS": "127.0.0.1/32,::1/128",
         }
         write_env(env)
 
@@ -645,7 +657,8 @@ def pump_queue(queue: str, function: str, stop: threading.Event) -> None:
             if url is None:
                 url = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
             # Short long-poll so SIGTERM is honoured within ~2 s.
-            msgs = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=2,
+            msgs = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=BATCH_SIZE.get(queue, 10),
+                                       WaitTimeSeconds=2,
                                        AttributeNames=["All"], MessageAttributeNames=["All"]
                                        ).get("Messages", [])
         except (BotoCoreError, ClientError) as e:
@@ -658,6 +671,14 @@ def pump_queue(queue: str, function: str, stop: threading.Event) -> None:
                 handle_batch(sqs, url, queue, function, msgs)
             except Exception as e:  # keep pumping whatever happens; undeleted messages come back
                 print(f"pump: {queue}: batch error: {e!r}", flush=True)
+
+
+def tick_scheduler(stop: threading.Event) -> None:
+    """Invoke the scheduled function every period, like its EventBridge schedule."""
+    function, period = SCHEDULER
+    while not stop.wait(period):
+        ok, payload = invoke(function, {"source": "aws.scheduler", "detail-type": "Scheduled Event"})
+        print(f"pump: {function}: {'ok' if ok else 'FAILED'} {payload}", flush=True)
 
 
 def handle_batch(sqs, url: str, queue: str, function: str, msgs: list[dict]) -> None:
@@ -709,7 +730,9 @@ def cmd_pump(args) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     threads = [threading.Thread(target=pump_queue, args=(q, fn, stop), daemon=True, name=q)
-               for q, fn in mappings]
+               for q, fn in mappings for _ in range(CONCURRENCY.get(q, 1))]
+    if not custom:
+        threads.append(threading.Thread(target=tick_scheduler, args=(stop,), daemon=True))
     for t in threads:
         t.start()
     print(f"pump: {', '.join(f'{q} -> {fn}' for q, fn in mappings)} via "
@@ -725,6 +748,17 @@ def cmd_pump(args) -> None:
         print("pump: stopped", flush=True)
 
 
+def cmd_layers(_args) -> None:
+    """Copy the embedding model into the folder template.yaml's EmbeddingModelLayer packs;
+    Lambda unpacks layers under /opt, so the files land in /opt/all-MiniLM-L6-v2."""
+    target = LOCAL / "layers" / "embedding-model" / "all-MiniLM-L6-v2"
+    target.mkdir(parents=True, exist_ok=True)
+    source = embedding_model_dir()
+    for name in ("model.safetensors", "tokenizer.json", "config.json"):
+        shutil.copyfile(source / name, target / name)
+    log(f"layer ready: {target.relative_to(ROOT)} (from {source})")
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -732,6 +766,7 @@ def main() -> int:
     s.add_argument("--with-pump", action="store_true", help="also run the SQS pump in the background")
     sub.add_parser("stop", help="stop services")
     sub.add_parser("status", help="show what runs")
+    sub.add_parser("layers", help="prepare the embedding model layer for sam build")
     pp = sub.add_parser("pump", help="run the SQS -> Lambda event pump in the foreground")
     pp.add_argument("--map", action="append", metavar="QUEUE=FUNCTION",
                     help="pump only these queues (default: every queue of the stack); tests use it")
@@ -739,7 +774,8 @@ def main() -> int:
     args = p.parse_args()
     if args.cmd == "status":
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `stack.py status | head` quietly
-    return {"start": cmd_start, "stop": cmd_stop, "status": cmd_status, "pump": cmd_pump}[args.cmd](args) or 0
+    return {"start": cmd_start, "stop": cmd_stop, "status": cmd_status, "pump": cmd_pump,
+            "layers": cmd_layers}[args.cmd](args) or 0
 
 
 if __name__ == "__main__":

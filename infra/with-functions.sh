@@ -20,7 +20,14 @@ cd "$ROOT"
 # --ignore-changes: no hot reloads mid-suite (a reload answers in-flight requests with 500).
 setsid cargo lambda watch --ignore-changes --invoke-port "$PORT" >"$ROOT/.local/watch.log" 2>&1 &
 watch_pid=$!
-stop() { kill -TERM -- "-$watch_pid" 2>/dev/null; wait "$watch_pid" 2>/dev/null; }
+# The SQS -> worker pump and the scheduler's ticks, as Lambda would run them: tests see
+# knowledge sources processed by the real ingest-worker.
+"$ROOT/.venv/bin/python" "$ROOT/infra/stack.py" pump --port "$PORT" >"$ROOT/.local/pump.log" 2>&1 &
+pump_pid=$!
+stop() {
+  kill -TERM "$pump_pid" 2>/dev/null; wait "$pump_pid" 2>/dev/null
+  kill -TERM -- "-$watch_pid" 2>/dev/null; wait "$watch_pid" 2>/dev/null
+}
 trap stop EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
@@ -34,7 +41,7 @@ done
 # the emulator can answer that very first request with a 500 while cargo waits on a lock.
 for manifest in "$ROOT"/functions/*/Cargo.toml; do
   fn="$(basename "$(dirname "$manifest")")"
-  [[ "$fn" == *-worker ]] && continue   # SQS workers take no HTTP events
+  [[ "$fn" == *-worker || "$fn" == scheduler ]] && continue   # no HTTP events
   for _ in $(seq 1 60); do
     code="$(curl -s -o /dev/null -w '%{http_code}' -m 120 "http://localhost:$PORT/lambda-url/$fn/")"
     [[ "$code" != 000 && "$code" != 5?? ]] || [[ "$code" == 501 ]] && break

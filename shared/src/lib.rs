@@ -19,6 +19,7 @@
 //! - [`ratelimit`]: per-IP / per-caller limits as DynamoDB atomic counters.
 //! - [`aws`]: SDK clients (S3, SQS, DynamoDB) honouring `AWS_ENDPOINT_URL` for the local stack.
 //! - [`net`]: the SSRF guard — the only way to fetch URLs a customer gave (crawling, webhooks).
+//! - [`outbox`]: relays jobs and events written with a change (transactional outbox) to SQS.
 //! - [`sqs`]: the batch runner every SQS worker uses (partial batch failures).
 //! - [`telemetry`]: tracing setup (JSON logs in Lambda).
 //! - `testing` (feature `test-support`): a fresh database per test, connected as the app role.
@@ -35,6 +36,7 @@ pub mod error;
 pub mod http;
 pub mod knowledge;
 pub mod net;
+pub mod outbox;
 pub mod pagination;
 pub mod ratelimit;
 pub mod sqs;

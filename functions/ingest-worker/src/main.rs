@@ -1,5 +1,7 @@
 //! ingest-worker: SQS worker: extracts, chunks and embeds knowledge sources.
 
+use std::sync::Arc;
+
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
 fn main() -> Result<(), Error> {
@@ -11,9 +13,11 @@ fn main() -> Result<(), Error> {
 
 async fn run() -> Result<(), Error> {
     chatpad::telemetry::init();
+    let ingestor = Arc::new(ingest_worker::ingestor_from_env().await?);
     lambda_runtime::run(service_fn(
-        |event: LambdaEvent<aws_lambda_events::event::sqs::SqsEvent>| async move {
-            Ok::<_, Error>(ingest_worker::handle(event.payload).await)
+        move |event: LambdaEvent<aws_lambda_events::event::sqs::SqsEvent>| {
+            let ingestor = Arc::clone(&ingestor);
+            async move { Ok::<_, Error>(ingest_worker::handle(ingestor, event.payload).await) }
         },
     ))
     .await

@@ -7,6 +7,7 @@ use chatpad::auth::security_log::{self, SecurityEvent};
 use chatpad::auth::{Caller, jwt};
 use chatpad::db::{self, Transaction};
 use chatpad::{ApiError, ApiResult, http};
+use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
@@ -151,6 +152,17 @@ pub async fn run(deps: &ManagementDeps, req: &Request) -> ApiResult<Response<Bod
     };
     let response = routes::dispatch(route, &ctx).await?;
     tx.commit().await?;
+    if req.method() != Method::GET {
+        // Jobs the change queued (ingestion, file deletion) go to SQS now; if this fails the
+        // scheduler's sweep sends them within a minute.
+        drop(client);
+        if let Err(err) = deps.relay.run(&deps.deps.db, 50).await {
+            tracing::warn!(
+                error = format!("{err:#}"),
+                "outbox relay after the request failed"
+            );
+        }
+    }
     Ok(response)
 }
 

@@ -8,6 +8,8 @@ mod router;
 mod routes;
 
 use chatpad::auth::jwt::JwtVerifier;
+use chatpad::knowledge::files::FileStore;
+use chatpad::outbox::Relay;
 use chatpad::ratelimit::{Limit, RateLimiter};
 use chatpad::{Deps, http};
 use lambda_http::{Body, Request, Response};
@@ -25,6 +27,10 @@ pub struct ManagementDeps {
     /// Requests per authenticated caller (user or API key) and minute
     /// (`API_RATE_LIMIT_PER_MINUTE`, default 1200).
     pub per_caller: Limit,
+    /// Knowledge files (upload URLs, checks of uploaded objects).
+    pub files: FileStore,
+    /// Hands jobs written by a request to SQS right after it commits.
+    pub relay: Relay,
 }
 
 impl ManagementDeps {
@@ -35,7 +41,10 @@ impl ManagementDeps {
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(1200);
+        let sdk = chatpad::aws::sdk_config().await;
         Ok(ManagementDeps {
+            files: FileStore::from_env(&sdk)?,
+            relay: Relay::from_env(&sdk)?,
             jwt: JwtVerifier::new(&deps.config.jwt)?,
             deps,
             limiter: RateLimiter::from_env().await?,

@@ -9,13 +9,15 @@ use chatpad::agents::{
 use chatpad::auth::key_management::{ApiKeyInfo, CreatedApiKey, NewApiKey};
 use chatpad::auth::security_log::SecurityLogEntry;
 use chatpad::billing::{Features, Limits, Plan, SubscriptionSummary, UsageSummary};
+use chatpad::knowledge::files::{UploadRequest, UploadTicket};
+use chatpad::knowledge::sources::{ChunkView, NewSource, Progress, QaPair, Source, SourceChanges};
 use chatpad::team::{Invitation, Role, RoleChange, TeamMember};
 use serde::Serialize;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{RefOr, Response, ResponseBuilder, content::ContentBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use crate::routes::{agents, api_keys, help_articles, meta, security_logs, team};
+use crate::routes::{agents, api_keys, help_articles, knowledge, meta, security_logs, team};
 
 /// The error body of every 4xx/5xx response.
 #[derive(Serialize, ToSchema)]
@@ -37,7 +39,7 @@ pub struct ErrorDetail {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "ChatPad management API", version = "1.0.0",
-         description = "Manage agents, help articles, team members, API keys and see plans, usage and security logs. \
+         description = "Manage agents, their knowledge, help articles, team members, API keys and see plans, usage and security logs. \
 Authenticate with `Authorization: Bearer <JWT>` (a signed-in user) or `Bearer <API key>` (scoped). \
 Signed-in users act in their own account unless `X-Account-Id` names another account they belong to."),
     paths(
@@ -48,12 +50,15 @@ Signed-in users act in their own account unless `X-Account-Id` names another acc
         team::list_team, team::invite_member, team::change_member_role, team::remove_member, team::accept_invitation,
         api_keys::list_api_keys, api_keys::create_api_key, api_keys::revoke_api_key,
         security_logs::list_security_logs,
+        knowledge::list_sources, knowledge::create_upload, knowledge::create_source, knowledge::get_source,
+        knowledge::update_source, knowledge::resync_source, knowledge::delete_source, knowledge::list_chunks,
     ),
     components(schemas(
         ErrorResponse, ErrorDetail, Agent, AgentFields, AgentStatus, Appearance, DarkMode, LauncherIcon,
         LeadFieldKind, LeadFormField, RetrievalSettings, WidgetPosition, Model, HelpArticle, HelpArticleFields, TeamMember,
         Invitation, Role, RoleChange, ApiKeyInfo, CreatedApiKey, NewApiKey, SecurityLogEntry, Plan, Limits,
         Features, SubscriptionSummary, UsageSummary, meta::Me, meta::AccountMembership,
+        Source, Progress, NewSource, QaPair, SourceChanges, ChunkView, UploadRequest, UploadTicket,
     )),
     modifiers(&CommonResponses),
 )]

@@ -32,6 +32,14 @@ pub enum Route {
     CreateApiKey,
     RevokeApiKey,
     ListSecurityLogs,
+    ListKnowledgeSources,
+    CreateKnowledgeUpload,
+    CreateKnowledgeSource,
+    GetKnowledgeSource,
+    UpdateKnowledgeSource,
+    ResyncKnowledgeSource,
+    DeleteKnowledgeSource,
+    ListKnowledgeChunks,
 }
 
 /// (method, path template, route). `{name}` segments are UUIDs.
@@ -88,6 +96,46 @@ pub const ROUTES: &[(Method, &str, Route)] = &[
     (Method::POST, "/v1/api-keys", Route::CreateApiKey),
     (Method::DELETE, "/v1/api-keys/{keyId}", Route::RevokeApiKey),
     (Method::GET, "/v1/security-logs", Route::ListSecurityLogs),
+    (
+        Method::GET,
+        "/v1/agents/{agentId}/knowledge",
+        Route::ListKnowledgeSources,
+    ),
+    (
+        Method::POST,
+        "/v1/agents/{agentId}/knowledge/uploads",
+        Route::CreateKnowledgeUpload,
+    ),
+    (
+        Method::POST,
+        "/v1/agents/{agentId}/knowledge",
+        Route::CreateKnowledgeSource,
+    ),
+    (
+        Method::GET,
+        "/v1/knowledge/{sourceId}",
+        Route::GetKnowledgeSource,
+    ),
+    (
+        Method::PATCH,
+        "/v1/knowledge/{sourceId}",
+        Route::UpdateKnowledgeSource,
+    ),
+    (
+        Method::POST,
+        "/v1/knowledge/{sourceId}/sync",
+        Route::ResyncKnowledgeSource,
+    ),
+    (
+        Method::DELETE,
+        "/v1/knowledge/{sourceId}",
+        Route::DeleteKnowledgeSource,
+    ),
+    (
+        Method::GET,
+        "/v1/knowledge/{sourceId}/chunks",
+        Route::ListKnowledgeChunks,
+    ),
 ];
 
 /// Finds the route for `method` and `path` and parses its UUID parameters.

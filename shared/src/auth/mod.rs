@@ -24,6 +24,10 @@ pub enum Caller {
     Widget { agent_id: Uuid, visitor_id: String },
     /// Nobody yet (before authentication): sees only public catalogues.
     Anonymous,
+    /// Our own background jobs (outbox relay, schedules). Sees no tenant's rows: it may only
+    /// call the narrow `SECURITY DEFINER` functions that check for this role. Work for one
+    /// account is done acting as that account's owner instead, under its policies.
+    Service,
 }
 
 impl Caller {
@@ -45,6 +49,7 @@ impl Caller {
                 json!({ "role": "widget", "agent_id": agent_id, "visitor_id": visitor_id })
             }
             Caller::Anonymous => json!({}),
+            Caller::Service => json!({ "role": "service" }),
         }
     }
 
@@ -52,7 +57,7 @@ impl Caller {
     pub fn user_id(&self) -> Option<Uuid> {
         match self {
             Caller::User { user_id } | Caller::ApiKey { user_id, .. } => Some(*user_id),
-            Caller::Widget { .. } | Caller::Anonymous => None,
+            Caller::Widget { .. } | Caller::Anonymous | Caller::Service => None,
         }
     }
 }

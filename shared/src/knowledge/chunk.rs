@@ -66,6 +66,9 @@ pub struct Chunk {
     pub token_count: u32,
 }
 
+/// The most bytes of one chunk (`knowledge_chunks.content` allows 20,000 characters).
+const MAX_CHUNK_BYTES: usize = 16_000;
+
 /// Cuts `doc` into chunks, part after part, in reading order. Empty parts give no chunks.
 pub fn chunk(doc: &Extracted, settings: &ChunkSettings) -> Vec<Chunk> {
     let size = settings.size_tokens.max(MIN_SIZE_TOKENS);
@@ -445,6 +448,15 @@ impl<'a> Packer<'a> {
             content.push_str(&piece.text);
             previous = Some(piece.kind);
         }
+        if content.len() > MAX_CHUNK_BYTES {
+            // Only a pathological block gets here (a table row longer than a page): cut it
+            // rather than lose the whole document to the database's size check.
+            let mut end = MAX_CHUNK_BYTES;
+            while !content.is_char_boundary(end) {
+                end -= 1;
+            }
+            content.truncate(end);
+        }
         let mut location = self.part.location.clone();
         let mut section: Vec<&str> = Vec::new();
         section.extend(location.section.as_deref());
@@ -590,7 +602,8 @@ fn link_target_end(bytes: &[u8]) -> Option<usize> {
 }
 
 /// Splits a block larger than `max` tokens at sentence ends, then lines, then words, into
-/// pieces of at most `max` tokens (a single word longer than that stays whole).
+/// pieces of at most `max` tokens; a single "word" longer than that (a pasted hash, base64) is
+/// cut into pieces of `max` tokens' worth of characters.
 fn split_oversized(text: &str, max: usize) -> Vec<String> {
     let mut pieces = Vec::new();
     let mut current = String::new();
@@ -599,7 +612,7 @@ fn split_oversized(text: &str, max: usize) -> Vec<String> {
         let tokens = estimate_tokens(unit);
         if tokens > max {
             // A sentence longer than a chunk: words.
-            for word in unit.split_whitespace() {
+            for word in unit.split_whitespace().flat_map(|w| split_word(w, max)) {
                 let t = estimate_tokens(word);
                 if current_tokens + t > max && !current.is_empty() {
                     pieces.push(std::mem::take(&mut current));
@@ -625,6 +638,29 @@ fn split_oversized(text: &str, max: usize) -> Vec<String> {
     }
     if !current.is_empty() {
         pieces.push(current);
+    }
+    pieces
+}
+
+/// `word` in pieces of at most `max` tokens (about four characters a token).
+fn split_word(word: &str, max: usize) -> Vec<&str> {
+    if estimate_tokens(word) <= max {
+        return vec![word];
+    }
+    let mut pieces = Vec::new();
+    let mut rest = word;
+    while !rest.is_empty() {
+        let mut end = rest.len().min(max.max(1) * 4);
+        while !rest.is_char_boundary(end) {
+            end -= 1;
+        }
+        let end = if end == 0 {
+            rest.chars().next().map_or(rest.len(), char::len_utf8)
+        } else {
+            end
+        };
+        pieces.push(&rest[..end]);
+        rest = &rest[end..];
     }
     pieces
 }
@@ -849,6 +885,17 @@ mod tests {
             "Steps:\n\n1. Open settings\n2. Choose Security\nand scroll\n3. Reset\n\n```\n# not a heading\nlet x = 1;\n```"
         );
         assert_eq!(chunks[0].location.section, None);
+    }
+
+    #[test]
+    fn a_giant_word_or_row_never_makes_an_oversized_chunk() {
+        let word = "x".repeat(60_000);
+        let row = format!("| a | b |\n| --- | --- |\n| {} | y |", "z ".repeat(20_000));
+        for markdown in [word, row] {
+            let chunks = chunk(&doc(None, &markdown), &settings(200, 30));
+            assert!(!chunks.is_empty());
+            assert!(chunks.iter().all(|c| c.content.len() <= MAX_CHUNK_BYTES));
+        }
     }
 
     #[test]

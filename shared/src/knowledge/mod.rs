@@ -5,15 +5,22 @@
 //! into overlapping, structure-aware chunks; chunks are embedded and stored with their location,
 //! so an answer can cite the page, row or URL it came from.
 //!
+//! - [`sources`]: adding, listing, re-syncing and deleting sources (the management API's
+//!   domain); [`files`]: upload URLs and the S3 bucket of uploaded files.
+//! - [`extract`]: file bytes → Markdown parts, in a sandboxed child process.
 //! - [`crawl`]: fetching web sources (one page, a site, a sitemap) through the SSRF guard,
 //!   with robots.txt and conditional re-sync.
-
-pub mod crawl;
+//! - [`chunk`]: structure-aware, overlapping chunks.
+//! - [`ingest`]: the worker's job, from `pending` to `ready` or `error`.
+//! - [`search`]: vector and hybrid retrieval for answers.
 
 pub mod chunk;
-pub mod search;
-
+pub mod crawl;
 pub mod extract;
+pub mod files;
+pub mod ingest;
+pub mod search;
+pub mod sources;
 
 use serde::{Deserialize, Serialize};
 

@@ -3,6 +3,7 @@
 pub mod agents;
 pub mod api_keys;
 pub mod help_articles;
+pub mod knowledge;
 pub mod meta;
 pub mod security_logs;
 pub mod team;
@@ -40,6 +41,14 @@ pub async fn dispatch(route: Route, ctx: &Ctx<'_>) -> ApiResult<Response<Body>> 
         Route::CreateApiKey => api_keys::create_api_key(ctx).await,
         Route::RevokeApiKey => api_keys::revoke_api_key(ctx).await,
         Route::ListSecurityLogs => security_logs::list_security_logs(ctx).await,
+        Route::ListKnowledgeSources => knowledge::list_sources(ctx).await,
+        Route::CreateKnowledgeUpload => knowledge::create_upload(ctx).await,
+        Route::CreateKnowledgeSource => knowledge::create_source(ctx).await,
+        Route::GetKnowledgeSource => knowledge::get_source(ctx).await,
+        Route::UpdateKnowledgeSource => knowledge::update_source(ctx).await,
+        Route::ResyncKnowledgeSource => knowledge::resync_source(ctx).await,
+        Route::DeleteKnowledgeSource => knowledge::delete_source(ctx).await,
+        Route::ListKnowledgeChunks => knowledge::list_chunks(ctx).await,
     }
 }
 

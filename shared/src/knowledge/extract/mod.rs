@@ -101,6 +101,20 @@ impl FileKind {
         }
     }
 
+    /// The `Content-Type` files of this kind are uploaded with.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            FileKind::Pdf => "application/pdf",
+            FileKind::Docx => {
+                "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+            }
+            FileKind::Csv => "text/csv",
+            FileKind::Txt => "text/plain",
+            FileKind::Markdown => "text/markdown",
+            FileKind::Html => "text/html",
+        }
+    }
+
     /// The kind a `Content-Type` declares (parameters ignored), if it is one we read.
     pub fn from_content_type(content_type: &str) -> Option<FileKind> {
         let essence = content_type.split(';').next()?.trim().to_ascii_lowercase();
@@ -288,7 +302,7 @@ impl<'a> Budget<'a> {
 /// returned; the bytes are sniffed again, so a caller cannot skip the check.
 ///
 /// Memory is bounded only by the readers' own limits: for files from customers use
-/// [`sandbox::extract_isolated`], which also survives parser crashes and bombs.
+/// [`sandbox::Sandbox`], which also survives parser crashes and bombs.
 pub fn extract(bytes: &[u8], kind: FileKind, limits: &Limits) -> Result<Extracted, ExtractError> {
     let kind = sniff(bytes, kind)?;
     let mut budget = Budget::new(limits);

@@ -146,6 +146,18 @@ impl Sandbox {
         self.extract_with_report(bytes, kind).0
     }
 
+    /// [`Sandbox::extract`] off the async runtime's threads (it waits for the child).
+    pub async fn extract_async(
+        &self,
+        bytes: Vec<u8>,
+        kind: FileKind,
+    ) -> Result<Extracted, ExtractError> {
+        let sandbox = self.clone();
+        tokio::task::spawn_blocking(move || sandbox.extract(&bytes, kind))
+            .await
+            .map_err(|e| ExtractError::Internal(format!("the extraction task failed: {e}")))?
+    }
+
     /// [`Sandbox::extract`], also reporting the child's peak memory and times.
     pub fn extract_with_report(
         &self,
@@ -330,18 +342,6 @@ impl Sandbox {
             "the reader stopped unexpectedly".to_owned(),
         ))
     }
-}
-
-/// Extracts an untrusted document in a child process of this binary (see [`Sandbox`]), off
-/// the async runtime's threads.
-pub async fn extract_isolated(
-    bytes: Vec<u8>,
-    kind: FileKind,
-    limits: Limits,
-) -> Result<Extracted, ExtractError> {
-    tokio::task::spawn_blocking(move || Sandbox::this_binary(limits)?.extract(&bytes, kind))
-        .await
-        .map_err(|e| ExtractError::Internal(format!("the extraction task failed: {e}")))?
 }
 
 /// Why the parent killed the child.

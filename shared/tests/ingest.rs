@@ -1,0 +1,444 @@
+//! The ingestion job against real parts: a fresh Postgres database, S3 on moto, the local
+//! all-MiniLM-L6-v2 model and the extraction sandbox. Jobs are taken from the outbox the way
+//! the relay would send them and run through `Ingestor::run`, as the worker does.
+
+use std::sync::Arc;
+
+use chatpad::auth::Caller;
+use chatpad::embeddings::Embedder;
+use chatpad::knowledge::extract;
+use chatpad::knowledge::extract::samples;
+use chatpad::knowledge::extract::sandbox::Sandbox;
+use chatpad::knowledge::files::FileStore;
+use chatpad::knowledge::ingest::Ingestor;
+use chatpad::knowledge::search::{self, RetrievalMode};
+use chatpad::net::{GuardConfig, GuardedClient};
+use chatpad::sqs::Outcome;
+use chatpad::testing::{TestDb, aws_config, env_var};
+use serde_json::Value;
+use uuid::Uuid;
+
+/// One embedder for the whole test binary: loading the model takes a moment.
+async fn embedder() -> Embedder {
+    static EMBEDDER: tokio::sync::OnceCell<Embedder> = tokio::sync::OnceCell::const_new();
+    EMBEDDER
+        .get_or_init(|| async {
+            // SAFETY: set before any thread reads it; every test sets the same value.
+            unsafe {
+                std::env::set_var(
+                    "EMBEDDING_MODEL_DIR",
+                    env_var("EMBEDDING_MODEL_DIR").expect("EMBEDDING_MODEL_DIR (make services)"),
+                );
+                std::env::remove_var("EMBEDDINGS_BASE_URL");
+            }
+            Embedder::from_env().expect("the local model loads")
+        })
+        .await
+        .clone()
+}
+
+async fn ingestor(test: &TestDb) -> Arc<Ingestor> {
+    let sdk = aws_config().await;
+    let bucket = env_var("KNOWLEDGE_BUCKET").expect("KNOWLEDGE_BUCKET");
+    Arc::new(Ingestor {
+        db: test.db.clone(),
+        files: FileStore::new(chatpad::aws::s3_client(&sdk), bucket, 50 * 1024 * 1024),
+        embedder: embedder().await,
+        web: GuardedClient::new(GuardConfig::default()).unwrap(),
+        // The child is the crate's own reader binary (the worker uses itself).
+        sandbox: Sandbox {
+            program: env!("CARGO_BIN_EXE_chatpad-extract").into(),
+            args: vec![],
+            limits: extract::Limits::default(),
+        },
+        max_attempts: 5,
+    })
+}
+
+async fn owner_with_agent(test: &TestDb) -> (Uuid, Uuid) {
+    let su = test.superuser().await;
+    let user: Uuid = su
+        .query_one(
+            "INSERT INTO users (auth_subject) VALUES (gen_random_uuid()::text) RETURNING id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    su.execute(
+        "INSERT INTO subscriptions (user_id, plan_id) VALUES ($1, 'pro')",
+        &[&user],
+    )
+    .await
+    .unwrap();
+    let agent: Uuid = su
+        .query_one(
+            "INSERT INTO agents (user_id, name) VALUES ($1, 'a') RETURNING id",
+            &[&user],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    (user, agent)
+}
+
+/// Adds a source as the account owner, as the API does; returns its id.
+async fn add_source(
+    test: &TestDb,
+    user: Uuid,
+    agent: Uuid,
+    kind: &str,
+    title: &str,
+    settings: Value,
+    s3_key: Option<&str>,
+) -> Uuid {
+    let mut client = test.db.client().await.unwrap();
+    let tx = chatpad::db::begin_as(&mut client, &Caller::User { user_id: user })
+        .await
+        .unwrap();
+    let id = tx
+        .query_one(
+            "INSERT INTO knowledge_sources (agent_id, type, title, settings, s3_key, source)
+             VALUES ($1, $2, $3, $4, $5, $3) RETURNING id",
+            &[&agent, &kind, &title, &settings, &s3_key],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    tx.commit().await.unwrap();
+    id
+}
+
+/// Runs every queued job (as the relay + worker would) and empties the outbox.
+async fn run_jobs(test: &TestDb, ingestor: &Ingestor) -> Vec<Value> {
+    let su = test.superuser().await;
+    let jobs: Vec<Value> = su
+        .query("DELETE FROM outbox RETURNING payload", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    for job in &jobs {
+        let outcome = ingestor.run(&job.to_string(), 1).await;
+        assert!(matches!(outcome, Outcome::Done), "{job}: {outcome:?}");
+    }
+    jobs
+}
+
+async fn source_row(test: &TestDb, id: Uuid) -> (String, Option<String>, i32) {
+    let row = test
+        .superuser()
+        .await
+        .query_one(
+            "SELECT status, error, chunk_count FROM knowledge_sources WHERE id = $1",
+            &[&id],
+        )
+        .await
+        .unwrap();
+    (row.get(0), row.get(1), row.get(2))
+}
+
+const DOCUMENTS: &[(&str, &str)] = &[
+    (
+        "Shipping",
+        "# Shipping\n\nWe ship to every country in the European Union. Parcels to Germany, France and \
+         Spain arrive in three to five business days. Express delivery costs 12 euros.",
+    ),
+    (
+        "Passwords",
+        "# Account security\n\nTo reset your password, open Settings, choose Security and press \
+         'Send reset link'. The link in the email is valid for 30 minutes.",
+    ),
+    (
+        "Refunds",
+        "# Refunds\n\nUnused items can be returned within 30 days. The refund goes back to the \
+         original payment method within ten days of our receiving the parcel.",
+    ),
+    (
+        "API limits",
+        "# API rate limits\n\nThe REST API allows 600 requests per minute per key. Bulk exports \
+         are limited to one running export per account.",
+    ),
+];
+
+#[tokio::test]
+async fn the_document_that_answers_a_question_is_in_the_top_three() {
+    let test = TestDb::new().await;
+    let ingestor = ingestor(&test).await;
+    let (user, agent) = owner_with_agent(&test).await;
+    let mut ids = Vec::new();
+    for (title, text) in DOCUMENTS {
+        ids.push(
+            add_source(
+                &test,
+                user,
+                agent,
+                "text",
+                title,
+                serde_json::json!({ "text": text }),
+                None,
+            )
+            .await,
+        );
+    }
+    run_jobs(&test, &ingestor).await;
+    for id in &ids {
+        let (status, error, chunks) = source_row(&test, *id).await;
+        assert_eq!(status, "ready", "{error:?}");
+        assert!(chunks >= 1);
+    }
+
+    let questions = [
+        ("how long does delivery to Germany take?", 0),
+        ("I forgot my login, how do I get a new one?", 1),
+        ("can I get my money back?", 2),
+        ("how many calls can my integration make?", 3),
+    ];
+    let mut client = test.db.client().await.unwrap();
+    let tx = chatpad::db::begin_as(&mut client, &Caller::User { user_id: user })
+        .await
+        .unwrap();
+    for (question, expected) in questions {
+        let vector = ingestor
+            .embedder
+            .embed(&[question.to_owned()])
+            .await
+            .unwrap()
+            .remove(0);
+        for mode in [RetrievalMode::Vector, RetrievalMode::Hybrid] {
+            let hits = search::search(&tx, agent, &vector, question, mode, 0.0, 3)
+                .await
+                .unwrap();
+            assert!(
+                hits.iter().any(|h| h.source_id == ids[expected]),
+                "{question} ({mode:?}): {:?}",
+                hits.iter().map(|h| &h.title).collect::<Vec<_>>()
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_job_run_twice_leaves_one_copy_of_each_chunk() {
+    let test = TestDb::new().await;
+    let ingestor = ingestor(&test).await;
+    let (user, agent) = owner_with_agent(&test).await;
+    let text: String = (0..30)
+        .map(|i| format!("## Section {i}\n\nParagraph number {i} of the handbook explains topic {i} in detail.\n\n"))
+        .collect();
+    let id = add_source(
+        &test,
+        user,
+        agent,
+        "text",
+        "Handbook",
+        serde_json::json!({ "text": text }),
+        None,
+    )
+    .await;
+    let jobs = run_jobs(&test, &ingestor).await;
+    let (_, _, first_count) = source_row(&test, id).await;
+    assert!(first_count > 1);
+
+    // A redelivery after success is a no-op; a redelivery of a job whose worker died before
+    // finishing (the source still `processing`) redoes it and replaces the chunks.
+    assert!(matches!(
+        ingestor.run(&jobs[0].to_string(), 2).await,
+        Outcome::Done
+    ));
+    test.superuser()
+        .await
+        .execute(
+            "UPDATE knowledge_sources SET status = 'processing' WHERE id = $1",
+            &[&id],
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        ingestor.run(&jobs[0].to_string(), 3).await,
+        Outcome::Done
+    ));
+    let su = test.superuser().await;
+    let row = su
+        .query_one(
+            "SELECT count(*), count(DISTINCT content), count(DISTINCT position) FROM knowledge_chunks WHERE source_id = $1",
+            &[&id],
+        )
+        .await
+        .unwrap();
+    let (total, distinct, positions): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+    assert_eq!(total, first_count as i64);
+    assert_eq!(distinct, total);
+    assert_eq!(positions, total);
+    assert_eq!(source_row(&test, id).await.0, "ready");
+}
+
+#[tokio::test]
+async fn a_broken_file_ends_in_error_with_a_reason_and_a_malformed_message_is_dropped() {
+    let test = TestDb::new().await;
+    let ingestor = ingestor(&test).await;
+    let (user, agent) = owner_with_agent(&test).await;
+    let key = format!("sources/{user}/{agent}/{}/broken.pdf", Uuid::new_v4());
+    ingestor
+        .files
+        .put(
+            &key,
+            b"%PDF-1.7\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\ntruncated".to_vec(),
+        )
+        .await
+        .unwrap();
+    let id = add_source(
+        &test,
+        user,
+        agent,
+        "pdf",
+        "broken.pdf",
+        serde_json::json!({}),
+        Some(&key),
+    )
+    .await;
+    run_jobs(&test, &ingestor).await;
+    let (status, error, chunks) = source_row(&test, id).await;
+    assert_eq!(status, "error");
+    assert!(
+        error
+            .as_deref()
+            .is_some_and(|e| e.to_lowercase().contains("pdf")),
+        "{error:?}"
+    );
+    assert_eq!(chunks, 0);
+
+    assert!(matches!(
+        ingestor.run("{\"op\": \"explode\"}", 1).await,
+        Outcome::GiveUp(_)
+    ));
+    assert!(matches!(
+        ingestor.run("not json", 1).await,
+        Outcome::GiveUp(_)
+    ));
+}
+
+#[tokio::test]
+async fn a_pdf_and_a_docx_become_chunks_cited_by_page_and_heading() {
+    let test = TestDb::new().await;
+    let ingestor = ingestor(&test).await;
+    let (user, agent) = owner_with_agent(&test).await;
+    let upload = |name: &str, bytes: Vec<u8>| {
+        let key = format!("sources/{user}/{agent}/{}/{name}", Uuid::new_v4());
+        let files = ingestor.files.clone();
+        async move {
+            files.put(&key, bytes).await.unwrap();
+            key
+        }
+    };
+    let pdf = samples::pdf(
+        "Employee handbook",
+        &[
+            "Working hours are from nine to five on weekdays.",
+            "Holidays: every employee has 28 days of paid leave per year.",
+            "Expenses are reimbursed within two weeks of submission.",
+        ],
+    );
+    let pdf_key = upload("handbook.pdf", pdf).await;
+    let docx = samples::docx(
+        "Product guide",
+        r#"<w:p><w:pPr><w:pStyle w:val="Heading1"/></w:pPr><w:r><w:t>Installation</w:t></w:r></w:p>
+           <w:p><w:r><w:t>Download the installer and run it as an administrator. The wizard asks for
+             the installation folder, the language of the interface and whether to start the
+             service at boot. Accept the licence, choose the components you need (the desktop
+             client, the command-line tools, the browser extension) and press Install. When the
+             progress bar completes, sign in with the account your administrator created for you;
+             single sign-on users choose their identity provider instead. The first start imports
+             your settings from an earlier version if one is found, which can take a few minutes on
+             large profiles, so keep the window open until the welcome screen appears.</w:t></w:r></w:p>
+           <w:p><w:pPr><w:pStyle w:val="Heading1"/></w:pPr><w:r><w:t>Pricing</w:t></w:r></w:p>
+           <w:tbl>
+             <w:tr><w:tc><w:p><w:r><w:t>Plan</w:t></w:r></w:p></w:tc><w:tc><w:p><w:r><w:t>Price</w:t></w:r></w:p></w:tc></w:tr>
+             <w:tr><w:tc><w:p><w:r><w:t>Team</w:t></w:r></w:p></w:tc><w:tc><w:p><w:r><w:t>49 euros</w:t></w:r></w:p></w:tc></w:tr>
+           </w:tbl>"#,
+    );
+    let docx_key = upload("guide.docx", docx).await;
+    let pdf_id = add_source(
+        &test,
+        user,
+        agent,
+        "pdf",
+        "handbook.pdf",
+        serde_json::json!({}),
+        Some(&pdf_key),
+    )
+    .await;
+    let docx_id = add_source(
+        &test,
+        user,
+        agent,
+        "docx",
+        "guide.docx",
+        serde_json::json!({}),
+        Some(&docx_key),
+    )
+    .await;
+    run_jobs(&test, &ingestor).await;
+
+    let su = test.superuser().await;
+    let chunks = |source: Uuid| {
+        let su = &su;
+        async move {
+            su.query(
+                "SELECT content, location FROM knowledge_chunks WHERE source_id = $1 ORDER BY position",
+                &[&source],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get::<_, String>(0), r.get::<_, Value>(1)))
+            .collect::<Vec<_>>()
+        }
+    };
+    let (status, error, _) = source_row(&test, pdf_id).await;
+    assert_eq!(status, "ready", "{error:?}");
+    let pdf_chunks = chunks(pdf_id).await;
+    let holidays = pdf_chunks
+        .iter()
+        .find(|(content, _)| content.contains("28 days"))
+        .expect("the holiday page is a chunk");
+    assert_eq!(holidays.1["page"], 2, "{pdf_chunks:?}");
+    assert!(
+        pdf_chunks
+            .iter()
+            .any(|(c, l)| c.contains("two weeks") && l["page"] == 3)
+    );
+
+    let (status, error, _) = source_row(&test, docx_id).await;
+    assert_eq!(status, "ready", "{error:?}");
+    let docx_chunks = chunks(docx_id).await;
+    let pricing = docx_chunks
+        .iter()
+        .find(|(content, _)| content.contains("49 euros"))
+        .expect("the pricing table is a chunk");
+    assert!(
+        pricing.0.contains("| Plan | Price |"),
+        "the table keeps its header: {pricing:?}"
+    );
+    assert!(
+        pricing.1["section"]
+            .as_str()
+            .is_some_and(|s| s.contains("Pricing")),
+        "{pricing:?}"
+    );
+
+    // Deleting the PDF source queues its object's deletion; the job removes it from S3.
+    let mut client = test.db.client().await.unwrap();
+    let tx = chatpad::db::begin_as(&mut client, &Caller::User { user_id: user })
+        .await
+        .unwrap();
+    tx.execute("DELETE FROM knowledge_sources WHERE id = $1", &[&pdf_id])
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert!(ingestor.files.size(&pdf_key).await.unwrap().is_some());
+    let jobs = run_jobs(&test, &ingestor).await;
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    assert_eq!(ingestor.files.size(&pdf_key).await.unwrap(), None);
+}
