@@ -178,6 +178,8 @@ def main() -> int:
         rows.append(bench(name, lambda event=event: event))
     for name in WORKERS:
         rows.append(bench(name, sqs_event))
+    # The scheduled chores against an idle database: due syncs, expired uploads, outbox sweep.
+    rows.append(bench("scheduler", lambda: {"source": "aws.scheduler", "detail-type": "Scheduled Event"}))
     print(f"\nFunction benchmarks ({LOAD_INVOCATIONS} sequential invocations after {COLD_STARTS} cold starts; "
           "x86_64 release build, stripped)")
     print("| function | binary MB (≤10) | cold start ms (≤40) | peak RSS MB (≤64) | p50 ms | p99 ms | responses |")

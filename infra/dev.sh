@@ -60,6 +60,7 @@ echo
 echo "ChatPad is running (functions compile on their first request):"
 for manifest in functions/*/Cargo.toml; do
   [[ -f "$manifest" ]] || continue
+  case "$manifest" in *-worker/*|*/scheduler/*) continue ;; esac   # not HTTP: run by the pump
   # The function name is the package name, which cargo lambda watch routes on.
   fn="$(sed -n 's/^name[[:space:]]*=[[:space:]]*"\(.*\)"/\1/p' "$manifest" | head -n1)"
   echo "  http://localhost:$PORT/lambda-url/${fn:-$(basename "$(dirname "$manifest")")}/"
@@ -67,6 +68,9 @@ done
 echo
 echo "Try:"
 echo "  curl -s -X POST http://localhost:$PORT/lambda-url/validate-api-key/ -H 'content-type: application/json' -d '{\"apiKey\":\"${demo_key:-<DEMO_API_KEY from .local/demo.env>}\"}'"
+echo "  . .local/demo.env; curl -s -X POST http://localhost:$PORT/lambda-url/management-api/v1/agents/\$DEMO_AGENT_ID/knowledge \\"
+echo "    -H \"authorization: Bearer \$DEMO_JWT\" -H 'content-type: application/json' \\"
+echo "    -d '{\"type\":\"text\",\"title\":\"Returns\",\"text\":\"Items can be returned within 30 days.\"}'   # then GET .../knowledge: ready"
 echo
 echo "Env: .local/env   Logs: .local/pg/postgres.log .local/moto.log   Ctrl-C stops everything."
 
