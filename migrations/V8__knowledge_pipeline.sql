@@ -113,6 +113,24 @@ END $$;
 CREATE TRIGGER agents_reprocess_sources AFTER UPDATE OF embedding_model, chunk_size_tokens, chunk_overlap_tokens
   ON public.agents FOR EACH ROW EXECUTE FUNCTION public.reprocess_agent_sources();
 
+-- A long document is embedded over several messages: the worker (acting as the source's
+-- owner) queues the next slice in the same transaction as the chunks it wrote.
+CREATE FUNCTION public.continue_ingest(p_source_id uuid, p_resume_at int) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+  v_owner uuid;
+BEGIN
+  SELECT s.user_id INTO v_owner FROM public.knowledge_sources s
+  WHERE s.id = p_source_id AND s.status = 'processing'
+    AND s.user_id = ANY ((SELECT public.accessible_accounts('manager'))::uuid[]);
+  IF v_owner IS NULL THEN
+    RAISE EXCEPTION 'source % is not being processed by this caller', p_source_id
+      USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  PERFORM public.outbox_enqueue('ingest', jsonb_build_object(
+    'op', 'ingest', 'sourceId', p_source_id, 'userId', v_owner, 'resumeAt', p_resume_at));
+END $$;
+
 -- The relay (service role only): lease due rows, send them, then delete them.
 CREATE FUNCTION public.require_service() RETURNS void
 LANGUAGE plpgsql STABLE AS $$

@@ -2,7 +2,7 @@
 //! all-MiniLM-L6-v2 model and the extraction sandbox. Jobs are taken from the outbox the way
 //! the relay would send them and run through `Ingestor::run`, as the worker does.
 
-use std::sync::Arc;
+use std::time::Duration;
 
 use chatpad::auth::Caller;
 use chatpad::embeddings::Embedder;
@@ -13,6 +13,7 @@ use chatpad::knowledge::files::FileStore;
 use chatpad::knowledge::ingest::Ingestor;
 use chatpad::knowledge::search::{self, RetrievalMode};
 use chatpad::net::{GuardConfig, GuardedClient};
+use chatpad::outbox::Relay;
 use chatpad::sqs::Outcome;
 use chatpad::testing::{TestDb, aws_config, env_var};
 use serde_json::Value;
@@ -37,10 +38,40 @@ async fn embedder() -> Embedder {
         .clone()
 }
 
-async fn ingestor(test: &TestDb) -> Arc<Ingestor> {
+/// The ingest worker as deployed, with a queue of this test's own: the relay sends jobs there
+/// and [`run_jobs`] delivers them, as the event source mapping would.
+struct Worker {
+    ingestor: Ingestor,
+    sqs: aws_sdk_sqs::Client,
+    queue: String,
+}
+
+impl std::ops::Deref for Worker {
+    type Target = Ingestor;
+    fn deref(&self) -> &Ingestor {
+        &self.ingestor
+    }
+}
+
+async fn ingestor(test: &TestDb) -> Worker {
+    sliced_ingestor(test, Duration::from_secs(240)).await
+}
+
+/// A worker whose messages embed for at most `slice` (zero: one batch a message).
+async fn sliced_ingestor(test: &TestDb, slice: Duration) -> Worker {
     let sdk = aws_config().await;
     let bucket = env_var("KNOWLEDGE_BUCKET").expect("KNOWLEDGE_BUCKET");
-    Arc::new(Ingestor {
+    let sqs = chatpad::aws::sqs_client(&sdk);
+    let queue = sqs
+        .create_queue()
+        .queue_name(format!("test-ingest-{}", Uuid::new_v4().simple()))
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_owned();
+    let ingestor = Ingestor {
         db: test.db.clone(),
         files: FileStore::new(chatpad::aws::s3_client(&sdk), bucket, 50 * 1024 * 1024),
         embedder: embedder().await,
@@ -51,8 +82,15 @@ async fn ingestor(test: &TestDb) -> Arc<Ingestor> {
             args: vec![],
             limits: extract::Limits::default(),
         },
+        relay: Relay::new(sqs.clone(), queue.clone(), queue.clone()),
+        slice,
         max_attempts: 5,
-    })
+    };
+    Worker {
+        ingestor,
+        sqs,
+        queue,
+    }
 }
 
 async fn owner_with_agent(test: &TestDb) -> (Uuid, Uuid) {
@@ -109,21 +147,38 @@ async fn add_source(
     id
 }
 
-/// Runs every queued job (as the relay + worker would) and empties the outbox.
-async fn run_jobs(test: &TestDb, ingestor: &Ingestor) -> Vec<Value> {
-    let su = test.superuser().await;
-    let jobs: Vec<Value> = su
-        .query("DELETE FROM outbox RETURNING payload", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    for job in &jobs {
-        let outcome = ingestor.run(&job.to_string(), 1).await;
-        assert!(matches!(outcome, Outcome::Done), "{job}: {outcome:?}");
+/// Relays the outbox and delivers every message to the worker until both are empty; returns
+/// the jobs run, in order.
+async fn run_jobs(test: &TestDb, worker: &Worker) -> Vec<Value> {
+    let mut jobs = Vec::new();
+    loop {
+        worker.relay.run(&test.db, 100).await.unwrap();
+        let received = worker
+            .sqs
+            .receive_message()
+            .queue_url(&worker.queue)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap();
+        if received.messages().is_empty() {
+            return jobs;
+        }
+        for message in received.messages() {
+            let body = message.body().unwrap();
+            let outcome = worker.run(body, 1).await;
+            assert!(matches!(outcome, Outcome::Done), "{body}: {outcome:?}");
+            worker
+                .sqs
+                .delete_message()
+                .queue_url(&worker.queue)
+                .receipt_handle(message.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
+            jobs.push(serde_json::from_str(body).unwrap());
+        }
     }
-    jobs
 }
 
 async fn source_row(test: &TestDb, id: Uuid) -> (String, Option<String>, i32) {
@@ -238,6 +293,7 @@ async fn a_job_run_twice_leaves_one_copy_of_each_chunk() {
     )
     .await;
     let jobs = run_jobs(&test, &ingestor).await;
+    assert_eq!(jobs.len(), 1);
     let (_, _, first_count) = source_row(&test, id).await;
     assert!(first_count > 1);
 
@@ -441,4 +497,65 @@ async fn a_pdf_and_a_docx_become_chunks_cited_by_page_and_heading() {
     let jobs = run_jobs(&test, &ingestor).await;
     assert_eq!(jobs.len(), 1, "{jobs:?}");
     assert_eq!(ingestor.files.size(&pdf_key).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_long_document_is_embedded_over_several_messages_with_the_same_result() {
+    let test = TestDb::new().await;
+    // A zero budget: every message embeds one batch, then queues the rest.
+    let sliced = sliced_ingestor(&test, Duration::ZERO).await;
+    let (user, agent) = owner_with_agent(&test).await;
+    let text: String = (0..80)
+        .map(|i| {
+            let sentences: String = (0..5)
+                .map(|j| format!("Step {j} of procedure {i} is explained here in one careful sentence of its own. "))
+                .collect();
+            format!("## Topic {i}\n\n{sentences}\n\n")
+        })
+        .collect();
+    let expected = chatpad::knowledge::chunk::chunk(
+        &chatpad::knowledge::Extracted {
+            title: None,
+            parts: vec![chatpad::knowledge::Part {
+                markdown: text.clone(),
+                location: Default::default(),
+            }],
+        },
+        &chatpad::knowledge::chunk::ChunkSettings::default(),
+    );
+    assert!(
+        expected.len() > 32,
+        "more than one embedding batch: {}",
+        expected.len()
+    );
+    let id = add_source(
+        &test,
+        user,
+        agent,
+        "text",
+        "Handbook",
+        serde_json::json!({ "text": text }),
+        None,
+    )
+    .await;
+    let jobs = run_jobs(&test, &sliced).await;
+    assert_eq!(jobs.len(), expected.len().div_ceil(32), "{jobs:?}");
+    assert_eq!(jobs[1]["resumeAt"], 32);
+    let (status, error, count) = source_row(&test, id).await;
+    assert_eq!(status, "ready", "{error:?}");
+    assert_eq!(count as usize, expected.len());
+    let stored: Vec<String> = test
+        .superuser()
+        .await
+        .query(
+            "SELECT content FROM knowledge_chunks WHERE source_id = $1 ORDER BY position",
+            &[&id],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let wanted: Vec<String> = expected.into_iter().map(|c| c.content).collect();
+    assert_eq!(stored, wanted);
 }

@@ -5,19 +5,28 @@
 //! through the SSRF guard) → chunk with the agent's sizes → embed in batches with the agent's
 //! model → replace the source's chunks in one transaction → `ready`.
 //!
-//! At-least-once safe: the final transaction replaces the source's chunks (for web sources,
-//! those of the pages that changed), so a job processed twice leaves one copy of each chunk; a
-//! job for a source already `ready`/`error` or deleted is a no-op. All work for a source is
-//! done acting as the account's owner, under row-level security.
+//! At-least-once safe: chunks are written by `(source, position)` — upserted, with positions
+//! past the new end deleted at the end (for web sources, the chunks of changed and vanished
+//! pages are replaced in one transaction) — so a job processed twice leaves one copy of each
+//! chunk; a job for a source already `ready`/`error` or deleted is a no-op. All work for a
+//! source is done acting as the account's owner, under row-level security.
+//!
+//! Long documents are embedded in slices: when a job has used its time budget
+//! ([`Ingestor::slice`], well inside the Lambda timeout) it queues its own continuation through
+//! the outbox, in the same transaction as the chunks it wrote, and returns. The next message
+//! resumes at the first chunk not yet embedded.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use tokio_postgres::types::Json;
 use uuid::Uuid;
 
-use super::chunk::{self, ChunkSettings};
-use super::crawl::{self, CrawlLimits, CrawlSettings, PageStatus, PreviousPage};
+use super::chunk::{self, Chunk, ChunkSettings};
+use super::crawl::{
+    Crawl, CrawlEvent, CrawlLimits, CrawlSettings, PageFailure, PageStatus, PreviousPage,
+};
 use super::extract::sandbox::Sandbox;
 use super::extract::{self, ExtractError, FileKind};
 use super::files::FileStore;
@@ -26,6 +35,7 @@ use crate::auth::Caller;
 use crate::db::{self, Database};
 use crate::embeddings::Embedder;
 use crate::net::GuardedClient;
+use crate::outbox::Relay;
 use crate::sqs::Outcome;
 
 /// Texts embedded per call.
@@ -37,7 +47,13 @@ const EMBED_BATCH: usize = 32;
 pub enum Job {
     /// Process one source.
     #[serde(rename_all = "camelCase")]
-    Ingest { source_id: Uuid, user_id: Uuid },
+    Ingest {
+        source_id: Uuid,
+        user_id: Uuid,
+        /// The first chunk to embed: 0, or where the previous slice stopped.
+        #[serde(default)]
+        resume_at: u32,
+    },
     /// Delete files of deleted sources (or of uploads never confirmed).
     DeleteObjects { keys: Vec<String> },
 }
@@ -75,6 +91,10 @@ pub struct Ingestor {
     /// Reads uploaded files in a child process under memory and time limits; web pages (HTML
     /// already capped in size by the SSRF guard) are read in process with its limits.
     pub sandbox: Sandbox,
+    /// Hands a job's continuation to the queue right after it commits.
+    pub relay: Relay,
+    /// Time one message may spend embedding before it hands the rest to a continuation.
+    pub slice: Duration,
     /// Receives after which a failing job marks its source `error` instead of retrying
     /// (the queue's redrive policy moves it to the dead-letter queue at the same count).
     pub max_attempts: u32,
@@ -87,13 +107,6 @@ struct SourceRow {
     source: Option<String>,
     s3_key: Option<String>,
     settings: serde_json::Value,
-}
-
-/// One piece of a source that is chunked on its own: a file, a web page, a Q&A pair.
-struct Document {
-    /// The page URL for web sources (chunks are replaced per page).
-    url: Option<String>,
-    extracted: Extracted,
 }
 
 /// A chunk ready to store.
@@ -116,9 +129,13 @@ impl Ingestor {
                 Ok(()) => Outcome::Done,
                 Err(err) => Outcome::Retry(err),
             },
-            Job::Ingest { source_id, user_id } => {
+            Job::Ingest {
+                source_id,
+                user_id,
+                resume_at,
+            } => {
                 let caller = Caller::User { user_id };
-                match self.ingest(&caller, source_id).await {
+                match self.ingest(&caller, source_id, resume_at).await {
                     Ok(()) => Outcome::Done,
                     Err(IngestError::Source(reason)) => {
                         self.fail(&caller, source_id, &reason).await
@@ -160,7 +177,13 @@ impl Ingestor {
         }
     }
 
-    async fn ingest(&self, caller: &Caller, source_id: Uuid) -> Result<(), IngestError> {
+    async fn ingest(
+        &self,
+        caller: &Caller,
+        source_id: Uuid,
+        resume_at: u32,
+    ) -> Result<(), IngestError> {
+        let started = Instant::now();
         let mut client = self.db.client().await?;
         // Claim: only a pending (or interrupted) source is processed; a duplicate message for
         // one already done, or a deleted one, is a no-op.
@@ -168,7 +191,7 @@ impl Ingestor {
             let tx = db::begin_as(&mut client, caller).await?;
             let Some(row) = tx
                 .query_opt(
-                    "UPDATE knowledge_sources SET status = 'processing', error = NULL, items_done = 0
+                    "UPDATE knowledge_sources SET status = 'processing', error = NULL
                      WHERE id = $1 AND status IN ('pending', 'processing')
                      RETURNING agent_id, type, source, s3_key, settings",
                     &[&source_id],
@@ -213,37 +236,75 @@ impl Ingestor {
             }
             _ => {
                 let documents = self.documents(&source).await?;
-                let chunks = self
-                    .chunk_and_embed(&mut client, caller, source_id, &documents, &settings)
-                    .await?;
-                let tx = db::begin_as(&mut client, caller).await?;
-                tx.query_one(
-                    "SELECT 1 FROM knowledge_sources WHERE id = $1 FOR UPDATE",
-                    &[&source_id],
-                )
-                .await?;
-                tx.execute(
-                    "DELETE FROM knowledge_chunks WHERE source_id = $1",
-                    &[&source_id],
-                )
-                .await?;
-                self.insert_chunks(&tx, source_id, 0, chunks.into_iter().flatten())
-                    .await?;
-                finish(&tx, source_id, documents.len(), None).await?;
-                tx.commit().await?;
-                Ok(())
+                let chunks: Vec<Chunk> = documents
+                    .iter()
+                    .flat_map(|d| chunk::chunk(d, &settings))
+                    .collect();
+                self.embed_in_slices(&mut client, caller, source_id, &chunks, resume_at, started)
+                    .await
             }
         }
     }
 
-    /// The documents of a file, text or Q&A source.
-    async fn documents(&self, source: &SourceRow) -> Result<Vec<Document>, IngestError> {
-        let single = |extracted| {
-            vec![Document {
-                url: None,
-                extracted,
-            }]
-        };
+    /// Embeds and upserts `chunks` from `resume_at` on; when the time budget is used up,
+    /// queues a continuation (with the chunks written so far) instead of finishing.
+    async fn embed_in_slices(
+        &self,
+        client: &mut db::Client,
+        caller: &Caller,
+        source_id: Uuid,
+        chunks: &[Chunk],
+        resume_at: u32,
+        started: Instant,
+    ) -> Result<(), IngestError> {
+        let total = chunks.len();
+        let mut next = (resume_at as usize).min(total);
+        while next < total {
+            let batch = &chunks[next..total.min(next + EMBED_BATCH)];
+            let ready = self.embed(batch.iter()).await?;
+            let tx = db::begin_as(client, caller).await?;
+            self.upsert_chunks(&tx, source_id, next as i32, ready)
+                .await?;
+            next += batch.len();
+            tx.execute(
+                "UPDATE knowledge_sources SET items_total = $2, items_done = $3 WHERE id = $1",
+                &[&source_id, &(total as i32), &(next as i32)],
+            )
+            .await?;
+            let out_of_time = started.elapsed() >= self.slice && next < total;
+            if out_of_time {
+                tx.execute(
+                    "SELECT continue_ingest($1, $2)",
+                    &[&source_id, &(next as i32)],
+                )
+                .await?;
+            }
+            tx.commit().await?;
+            if out_of_time {
+                tracing::info!(%source_id, done = next, total, "slice used up; continuing in a new message");
+                if let Err(err) = self.relay.run(&self.db, 10).await {
+                    tracing::warn!(
+                        error = format!("{err:#}"),
+                        "relaying the continuation failed; the scheduler will"
+                    );
+                }
+                return Ok(());
+            }
+        }
+        let tx = db::begin_as(client, caller).await?;
+        tx.execute(
+            "DELETE FROM knowledge_chunks WHERE source_id = $1 AND position >= $2",
+            &[&source_id, &(total as i32)],
+        )
+        .await?;
+        finish(&tx, source_id, total, None).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The documents of a file, text or Q&A source, each chunked on its own.
+    async fn documents(&self, source: &SourceRow) -> Result<Vec<Extracted>, IngestError> {
+        let single = |extracted| vec![extracted];
         match source.kind.as_str() {
             "text" => {
                 let text = source.settings["text"].as_str().unwrap_or_default();
@@ -261,22 +322,19 @@ impl Ingestor {
                 // Each pair is chunked alone, so a question is never cut off from its answer.
                 Ok(pairs
                     .into_iter()
-                    .map(|pair| Document {
-                        url: None,
-                        extracted: Extracted {
-                            title: None,
-                            parts: vec![Part {
-                                markdown: format!(
-                                    "**Q:** {}\n\n**A:** {}",
-                                    pair.question.trim(),
-                                    pair.answer.trim()
-                                ),
-                                location: Location {
-                                    section: Some(pair.question.trim().chars().take(200).collect()),
-                                    ..Location::default()
-                                },
-                            }],
-                        },
+                    .map(|pair| Extracted {
+                        title: None,
+                        parts: vec![Part {
+                            markdown: format!(
+                                "**Q:** {}\n\n**A:** {}",
+                                pair.question.trim(),
+                                pair.answer.trim()
+                            ),
+                            location: Location {
+                                section: Some(pair.question.trim().chars().take(200).collect()),
+                                ..Location::default()
+                            },
+                        }],
                     })
                     .collect())
             }
@@ -305,57 +363,49 @@ impl Ingestor {
         }
     }
 
-    /// Chunks every document and embeds the chunks in batches, updating the progress counts.
-    async fn chunk_and_embed(
+    /// Embeds `chunks` in one call.
+    async fn embed<'c>(
         &self,
-        client: &mut db::Client,
-        caller: &Caller,
-        source_id: Uuid,
-        documents: &[Document],
-        settings: &ChunkSettings,
-    ) -> Result<Vec<Vec<ReadyChunk>>, IngestError> {
-        progress(client, caller, source_id, documents.len(), 0).await?;
-        let mut out = Vec::with_capacity(documents.len());
-        for (done, document) in documents.iter().enumerate() {
-            let chunks = chunk::chunk(&document.extracted, settings);
-            let mut ready = Vec::with_capacity(chunks.len());
-            for batch in chunks.chunks(EMBED_BATCH) {
-                let texts: Vec<String> = batch.iter().map(|c| c.content.clone()).collect();
-                let vectors = self
-                    .embedder
-                    .embed(&texts)
-                    .await
-                    .map_err(anyhow::Error::new)?;
-                for (c, v) in batch.iter().zip(vectors) {
-                    ready.push(ReadyChunk {
-                        content: c.content.clone(),
-                        location: c.location.clone(),
-                        token_count: c.token_count as i32,
-                        embedding: pgvector::Vector::from(v),
-                    });
-                }
-            }
-            out.push(ready);
-            progress(client, caller, source_id, documents.len(), done + 1).await?;
-        }
-        Ok(out)
+        chunks: impl ExactSizeIterator<Item = &'c Chunk>,
+    ) -> Result<Vec<ReadyChunk>, IngestError> {
+        let chunks: Vec<&Chunk> = chunks.collect();
+        let texts: Vec<String> = chunks.iter().map(|c| c.content.clone()).collect();
+        let vectors = self
+            .embedder
+            .embed(&texts)
+            .await
+            .map_err(anyhow::Error::new)?;
+        Ok(chunks
+            .into_iter()
+            .zip(vectors)
+            .map(|(c, v)| ReadyChunk {
+                content: c.content.clone(),
+                location: c.location.clone(),
+                token_count: c.token_count as i32,
+                embedding: pgvector::Vector::from(v),
+            })
+            .collect())
     }
 
-    async fn insert_chunks(
+    /// Writes chunks at positions `first_position`…, replacing what those positions held.
+    async fn upsert_chunks(
         &self,
         tx: &db::Transaction<'_>,
         source_id: Uuid,
         first_position: i32,
-        chunks: impl Iterator<Item = ReadyChunk>,
+        chunks: impl IntoIterator<Item = ReadyChunk>,
     ) -> Result<(), IngestError> {
         let statement = tx
             .prepare(
                 "INSERT INTO knowledge_chunks (source_id, position, content, location, token_count, embedding_model, embedding)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (source_id, position) DO UPDATE SET content = EXCLUDED.content,
+                   location = EXCLUDED.location, token_count = EXCLUDED.token_count,
+                   embedding_model = EXCLUDED.embedding_model, embedding = EXCLUDED.embedding",
             )
             .await?;
         let model = self.embedder.model_id();
-        for (i, chunk) in chunks.enumerate() {
+        for (i, chunk) in chunks.into_iter().enumerate() {
             let position = first_position + i as i32;
             tx.execute(
                 &statement,
@@ -374,8 +424,9 @@ impl Ingestor {
         Ok(())
     }
 
-    /// A web source: crawl (conditionally, against what the last sync saw), then replace the
-    /// chunks of new, changed and vanished pages; unchanged pages keep theirs.
+    /// A web source: crawl (conditionally, against what the last sync saw), reading each page
+    /// as it arrives, then replace the chunks of new, changed and vanished pages in one
+    /// transaction; unchanged pages keep theirs.
     async fn ingest_web(
         &self,
         client: &mut db::Client,
@@ -403,33 +454,42 @@ impl Ingestor {
             tx.commit().await?;
             rows.iter()
                 .map(|r| {
+                    let Json(links): Json<Vec<String>> = r.get("links");
                     (
                         r.get::<_, String>("url"),
                         PreviousPage {
                             etag: r.get("etag"),
                             last_modified: r.get("last_modified"),
                             content_hash: r.get("content_hash"),
-                            links: r
-                                .get::<_, Option<Json<Vec<String>>>>("links")
-                                .map(|Json(links)| links),
+                            links: Some(links),
                         },
                     )
                 })
                 .collect()
         };
-        let report = crawl::crawl(
+
+        // Pages are read (and their bodies dropped) as the crawl hands them out.
+        let mut crawl = Crawl::start(
             &self.web,
             &start,
             &crawl_settings,
             &previous,
-            &CrawlLimits::default(),
+            CrawlLimits::default(),
         )
         .await
         .map_err(|e| IngestError::Source(e.to_string()))?;
-
-        let mut documents = Vec::new();
         let mut pages = Vec::new();
-        for page in &report.pages {
+        let mut fresh: Vec<(String, Vec<Chunk>)> = Vec::new();
+        let mut failures = Vec::new();
+        while let Some(event) = crawl.next().await {
+            let page = match event {
+                CrawlEvent::Page(page) => page,
+                CrawlEvent::Failed(failure) => {
+                    failures.push(failure);
+                    continue;
+                }
+            };
+            let url = page.url.to_string();
             if page.status != PageStatus::Unchanged {
                 let html = page
                     .content_type
@@ -439,24 +499,31 @@ impl Ingestor {
                 match extract::extract(&page.body, kind, &self.sandbox.limits) {
                     Ok(mut extracted) => {
                         for part in &mut extracted.parts {
-                            part.location.url = Some(page.url.to_string());
+                            part.location.url = Some(url.clone());
                         }
-                        documents.push(Document {
-                            url: Some(page.url.to_string()),
-                            extracted,
-                        });
+                        fresh.push((url.clone(), chunk::chunk(&extracted, settings)));
                     }
                     Err(err) => {
-                        tracing::info!(url = %page.url, error = %err, "page skipped");
+                        failures.push(PageFailure {
+                            url,
+                            reason: err.to_string(),
+                        });
                         continue;
                     }
                 }
             }
-            pages.push(page);
+            pages.push(PageRecord {
+                url: page.url.to_string(),
+                unchanged: page.status == PageStatus::Unchanged,
+                etag: page.etag,
+                last_modified: page.last_modified,
+                content_hash: page.content_hash,
+                links: page.links,
+            });
+            progress(client, caller, source_id, pages.len() + 1, pages.len()).await?;
         }
         if pages.is_empty() {
-            let why = report
-                .failures
+            let why = failures
                 .first()
                 .map(|f| format!("{}: {}", f.url, f.reason))
                 .unwrap_or_else(|| "no page with text was found".into());
@@ -464,9 +531,14 @@ impl Ingestor {
                 "nothing could be read from this site ({why})"
             )));
         }
-        let chunks = self
-            .chunk_and_embed(client, caller, source_id, &documents, settings)
-            .await?;
+        let mut embedded = Vec::with_capacity(fresh.len());
+        for (url, chunks) in &fresh {
+            let mut ready = Vec::with_capacity(chunks.len());
+            for batch in chunks.chunks(EMBED_BATCH) {
+                ready.extend(self.embed(batch.iter()).await?);
+            }
+            embedded.push((url, ready));
+        }
 
         let tx = db::begin_as(client, caller).await?;
         tx.query_one(
@@ -475,46 +547,37 @@ impl Ingestor {
         )
         .await?;
         // Pages no longer found, and pages re-read, lose their old chunks.
-        let kept: Vec<String> = pages
+        let kept: Vec<&str> = pages
             .iter()
-            .filter(|p| p.status == PageStatus::Unchanged)
-            .map(|p| p.url.to_string())
+            .filter(|p| p.unchanged)
+            .map(|p| p.url.as_str())
             .collect();
         tx.execute(
             "DELETE FROM knowledge_chunks WHERE source_id = $1 AND NOT (location ->> 'url' = ANY ($2))",
             &[&source_id, &kept],
         )
         .await?;
+        let seen: Vec<&str> = pages.iter().map(|p| p.url.as_str()).collect();
         tx.execute(
             "DELETE FROM knowledge_pages WHERE source_id = $1 AND NOT (url = ANY ($2))",
-            &[
-                &source_id,
-                &pages.iter().map(|p| p.url.to_string()).collect::<Vec<_>>(),
-            ],
+            &[&source_id, &seen],
         )
         .await?;
-        let next: i32 = tx
+        let mut next: i32 = tx
             .query_one(
                 "SELECT coalesce(max(position) + 1, 0) FROM knowledge_chunks WHERE source_id = $1",
                 &[&source_id],
             )
             .await?
             .get(0);
-        let mut per_page: HashMap<String, i32> = HashMap::new();
-        let fresh: Vec<ReadyChunk> = documents
-            .iter()
-            .zip(chunks)
-            .flat_map(|(doc, chunks)| {
-                *per_page
-                    .entry(doc.url.clone().unwrap_or_default())
-                    .or_default() += chunks.len() as i32;
-                chunks
-            })
-            .collect();
-        self.insert_chunks(&tx, source_id, next, fresh.into_iter())
-            .await?;
+        let mut per_page: HashMap<&str, i32> = HashMap::new();
+        for (url, ready) in embedded {
+            per_page.insert(url, ready.len() as i32);
+            let count = ready.len() as i32;
+            self.upsert_chunks(&tx, source_id, next, ready).await?;
+            next += count;
+        }
         for page in &pages {
-            let url = page.url.to_string();
             tx.execute(
                 "INSERT INTO knowledge_pages (source_id, url, etag, last_modified, content_hash, chunk_count, links, fetched_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $8, now())
@@ -525,29 +588,39 @@ impl Ingestor {
                    fetched_at = now()",
                 &[
                     &source_id,
-                    &url,
+                    &page.url,
                     &page.etag,
                     &page.last_modified,
                     &page.content_hash,
-                    &per_page.get(&url).copied().unwrap_or(0),
-                    &(page.status == PageStatus::Unchanged),
+                    &per_page.get(page.url.as_str()).copied().unwrap_or(0),
+                    &page.unchanged,
                     &Json(&page.links),
                 ],
             )
             .await?;
         }
-        let failures = (!report.failures.is_empty()).then(|| {
+        let warning = failures.first().map(|first| {
             format!(
                 "{} page(s) could not be read, e.g. {}: {}",
-                report.failures.len(),
-                report.failures[0].url,
-                report.failures[0].reason
+                failures.len(),
+                first.url,
+                first.reason
             )
         });
-        finish(&tx, source_id, pages.len(), failures.as_deref()).await?;
+        finish(&tx, source_id, pages.len(), warning.as_deref()).await?;
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// What a sync keeps of a crawled page (its body is read and dropped at once).
+struct PageRecord {
+    url: String,
+    unchanged: bool,
+    etag: Option<String>,
+    last_modified: Option<String>,
+    content_hash: String,
+    links: Vec<String>,
 }
 
 /// An extraction failure: the customer's file, unless the failure is ours (then retried).
