@@ -9,13 +9,18 @@
 //! ```text
 //! infra/with-services.sh cargo run --release -p chatpad-shared \
 //!     --features local-embeddings,test-support --bin chatpad-retrieval-bench -- \
-//!     [--evalset DIR] [--size 200] [--overlap 30]
+//!     [--evalset DIR] [--size N] [--overlap N] [--cache FILE] [--sql FILE] [--queries FILE]
 //! ```
 //!
 //! The evaluation set defaults to `../shared/evalsets/aws-docs-qa` next to the repository
-//! (`CHATPAD_EVALSET_DIR` or `--evalset` override it). Embedding the ~4k chunks takes two
-//! minutes or more on two cores; `--cache FILE` (outside the repository) keeps the vectors for
-//! the next run with the same chunks, when tuning search rather than chunking.
+//! (`CHATPAD_EVALSET_DIR` or `--evalset` override it). Embedding the ~4.5k chunks takes five
+//! minutes on two cores; `--cache FILE` (outside the repository) keeps every vector embedded
+//! so far, by text, for the next runs.
+//!
+//! For tuning without a rebuild: `--sql FILE` runs a script in the bench database (as the
+//! superuser) once the chunks are stored, e.g. a variant of a search function; `--queries FILE`
+//! adds rankings to score, one per line as `name<TAB>SQL`, where the SQL returns `source_id`s
+//! best first for `$1` (agent id), `$2` (query vector) and `$3` (question).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -28,6 +33,9 @@ use chatpad::knowledge::chunk::{ChunkSettings, chunk};
 use chatpad::knowledge::search::{RetrievalMode, search};
 use chatpad::knowledge::{Extracted, Location, Part};
 use chatpad::testing::TestDb;
+
+#[path = "bench_common/embed_cache.rs"]
+mod embed_cache;
 use pgvector::Vector;
 use serde::Deserialize;
 use uuid::Uuid;
@@ -49,6 +57,8 @@ struct Args {
     evalset: PathBuf,
     settings: ChunkSettings,
     cache: Option<PathBuf>,
+    sql: Option<PathBuf>,
+    queries: Option<PathBuf>,
 }
 
 fn args() -> anyhow::Result<Args> {
@@ -62,6 +72,8 @@ fn args() -> anyhow::Result<Args> {
         });
     let mut settings = ChunkSettings::default();
     let mut cache = None;
+    let mut sql = None;
+    let mut queries = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
@@ -70,9 +82,11 @@ fn args() -> anyhow::Result<Args> {
             "--size" => settings.size_tokens = value()?.parse()?,
             "--overlap" => settings.overlap_tokens = value()?.parse()?,
             "--cache" => cache = Some(PathBuf::from(value()?)),
+            "--sql" => sql = Some(PathBuf::from(value()?)),
+            "--queries" => queries = Some(PathBuf::from(value()?)),
             other => anyhow::bail!(
                 "unknown argument {other}; usage: [--evalset DIR] [--size N] [--overlap N] \
-                 [--cache FILE]"
+                 [--cache FILE] [--sql FILE] [--queries FILE]"
             ),
         }
     }
@@ -80,6 +94,8 @@ fn args() -> anyhow::Result<Args> {
         evalset,
         settings,
         cache,
+        sql,
+        queries,
     })
 }
 
@@ -90,6 +106,13 @@ fn read_jsonl<T: for<'de> Deserialize<'de>>(path: PathBuf) -> anyhow::Result<Vec
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str(l).with_context(|| format!("parsing {}", path.display())))
         .collect()
+}
+
+/// What is scored: `search` in a mode, BM25 alone, or a `--queries` line.
+enum Ranking<'a> {
+    Search(RetrievalMode),
+    Bm25,
+    Sql(&'a str),
 }
 
 /// hit@1, hit@5 and MRR@10 of ranked page ids against each question's relevant pages.
@@ -127,40 +150,6 @@ impl Score {
             percentile(latencies, 0.99),
         )
     }
-}
-
-/// A fingerprint of the chunk texts the cached vectors belong to.
-fn fingerprint(texts: &[&str]) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    texts.hash(&mut hasher);
-    hasher.finish()
-}
-
-/// Cached vectors, when the file holds vectors of exactly these texts.
-fn load_cache(path: &std::path::Path, texts: &[&str]) -> Option<Vec<Vec<f32>>> {
-    let bytes = std::fs::read(path).ok()?;
-    let (head, body) = bytes.split_at_checked(8)?;
-    if u64::from_le_bytes(head.try_into().ok()?) != fingerprint(texts) {
-        return None;
-    }
-    let floats: Vec<f32> = body
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
-    let vectors: Vec<Vec<f32>> = floats
-        .chunks_exact(LocalMiniLm::DIMENSIONS)
-        .map(<[f32]>::to_vec)
-        .collect();
-    (vectors.len() == texts.len()).then_some(vectors)
-}
-
-fn save_cache(path: &std::path::Path, texts: &[&str], vectors: &[Vec<f32>]) -> anyhow::Result<()> {
-    let mut bytes = fingerprint(texts).to_le_bytes().to_vec();
-    for x in vectors.iter().flatten() {
-        bytes.extend_from_slice(&x.to_le_bytes());
-    }
-    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
 }
 
 fn percentile(sorted: &[f64], q: f64) -> f64 {
@@ -237,26 +226,7 @@ async fn main() -> anyhow::Result<()> {
             .count()
     );
 
-    let vectors = match args.cache.as_deref().and_then(|c| load_cache(c, &texts)) {
-        Some(vectors) => {
-            println!("embedding: {} chunk vectors from the cache", vectors.len());
-            vectors
-        }
-        None => {
-            let started = Instant::now();
-            let vectors = model.embed_blocking(&texts)?;
-            let secs = started.elapsed().as_secs_f64();
-            println!(
-                "embedding: {} chunks in {secs:.1} s = {:.1} chunks/s",
-                texts.len(),
-                texts.len() as f64 / secs
-            );
-            if let Some(cache) = &args.cache {
-                save_cache(cache, &texts, &vectors)?;
-            }
-            vectors
-        }
-    };
+    let vectors = embed_cache::embed(&model, &texts, args.cache.as_deref())?;
 
     // One agent, one source per page.
     let test = TestDb::new().await;
@@ -332,28 +302,66 @@ async fn main() -> anyhow::Result<()> {
     );
 
     let question_texts: Vec<&str> = questions.iter().map(|q| q.question.as_str()).collect();
-    let question_vectors = model.embed_blocking(&question_texts)?;
+    let question_vectors = embed_cache::embed(&model, &question_texts, args.cache.as_deref())?;
+    if let Some(path) = &args.sql {
+        let script =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        su.batch_execute(&script)
+            .await
+            .with_context(|| format!("running {}", path.display()))?;
+    }
+    let mut extra: Vec<(String, String)> = Vec::new();
+    if let Some(path) = &args.queries {
+        for line in std::fs::read_to_string(path)?.lines() {
+            if let Some((name, sql)) = line.split_once('\t') {
+                extra.push((name.trim().to_owned(), sql.trim().to_owned()));
+            }
+        }
+    }
 
     let mut client = test.db.client().await?;
     let caller = Caller::User { user_id: owner };
     let mut report = Vec::new();
-    for (name, mode) in [
-        ("vector (cosine)", Some(RetrievalMode::Vector)),
-        ("BM25 (full text)", None),
-        ("hybrid (RRF k=60)", Some(RetrievalMode::Hybrid)),
-    ] {
+    let rankings = [
+        (
+            "vector (cosine)".to_owned(),
+            Ranking::Search(RetrievalMode::Vector),
+        ),
+        ("BM25 (full text)".to_owned(), Ranking::Bm25),
+        (
+            "hybrid (default)".to_owned(),
+            Ranking::Search(RetrievalMode::Hybrid),
+        ),
+    ]
+    .into_iter()
+    .chain(
+        extra
+            .iter()
+            .map(|(name, sql)| (name.clone(), Ranking::Sql(sql))),
+    );
+    for (name, ranking) in rankings {
         let mut score = Score::default();
         let mut latencies = Vec::new();
         for (question, vector) in questions.iter().zip(&question_vectors) {
             let tx = chatpad::db::begin_as(&mut client, &caller).await?;
             let started = Instant::now();
-            let sources: Vec<Uuid> = match mode {
-                Some(mode) => search(&tx, agent, vector, &question.question, mode, 0.0, 10)
-                    .await?
-                    .into_iter()
-                    .map(|h| h.source_id)
+            let embedding = Vector::from(vector.clone());
+            let sources: Vec<Uuid> = match ranking {
+                Ranking::Search(mode) => {
+                    search(&tx, agent, vector, &question.question, mode, 0.0, 10)
+                        .await?
+                        .into_iter()
+                        .map(|h| h.source_id)
+                        .collect()
+                }
+                Ranking::Sql(sql) => tx
+                    .query(sql, &[&agent, &embedding, &question.question])
+                    .await
+                    .with_context(|| format!("ranking {name}"))?
+                    .iter()
+                    .map(|r| r.get(0))
                     .collect(),
-                None => tx
+                Ranking::Bm25 => tx
                     .query(
                         "SELECT c.source_id FROM search_knowledge_text($1, $2, 10) t
                          JOIN knowledge_chunks c ON c.id = t.id ORDER BY t.rank_score DESC",
@@ -372,7 +380,7 @@ async fn main() -> anyhow::Result<()> {
                 .collect();
             score.add(&ranked, &question.relevant_ids);
         }
-        report.push(score.line(name, &mut latencies));
+        report.push(score.line(&name, &mut latencies));
     }
     println!();
     for line in report {

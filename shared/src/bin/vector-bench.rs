@@ -10,14 +10,29 @@
 //!     [--agents 1000] [--per-agent 1000] [--big 100000] [--queries 200] [--evalset DIR]
 //! ```
 //!
-//! Data: 512 real all-MiniLM-L6-v2 embeddings of chunks of the aws-docs-qa pages serve as
-//! topic centres; each agent draws 8 topics, and each of its chunks is a topic centre plus
-//! Gaussian noise (σ = 0.05 per dimension, cosine ≈ 0.7 to the centre, about what related
-//! passages score), normalised. Queries are drawn the same way. Rows go in by binary `COPY`
-//! with the HNSW index dropped, which is then built once (m = 16, ef_construction = 64, as
-//! the migration creates it) and timed.
+//! Data (`--data docs`, the default): vectors with the structure of real documentation
+//! chunks. The anchors are the real all-MiniLM-L6-v2 embeddings of the aws-docs-qa pages'
+//! chunks at the default chunk settings (about 4.5k; `--cache FILE` as for the retrieval
+//! benchmark). A generated chunk lies between an anchor and one of its 10 nearest anchors
+//! (uniform mix), plus Gaussian noise (σ = `--noise`, 0.015 per dimension), normalised: new
+//! passages on the same subjects, as a larger knowledge base holds. The benchmark prints how
+//! close that is to the real chunks (nearest-neighbour and random-pair cosine at the corpus's
+//! own size). The big agent draws from all anchors, each small agent from a slice of 150
+//! consecutive anchors (a few pages of one guide). Queries are the embeddings of the evalset's
+//! real questions.
+//!
+//! `--data clusters` is the earlier generator, kept for comparison: 512 anchors as topic
+//! centres, 8 per agent, each chunk (and query) a centre plus noise σ = 0.05 per dimension.
+//! That noise (norm ≈ 1 against the unit centre) makes every chunk of a topic an isotropic
+//! random point at about the same distance from a query: no neighbourhood structure for HNSW
+//! to follow, unlike real text embeddings.
+//!
+//! Rows go in by binary `COPY` with the HNSW index dropped, which is then built once (m = 16,
+//! ef_construction = 64 as the migration creates it, or `--m` / `--ef-construction`) and timed.
+//! `--sweep` also measures the ANN query of the big agent at several `hnsw.ef_search` values
+//! and candidate counts.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
@@ -34,10 +49,23 @@ use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::Type;
 use uuid::Uuid;
 
+#[path = "bench_common/embed_cache.rs"]
+mod embed_cache;
+
 const MODEL: &str = "local/all-MiniLM-L6-v2";
 const DIMS: usize = 384;
+/// `--data docs`: nearest anchors a generated chunk may lie towards; anchors per small agent.
+const NEIGHBOURS: usize = 10;
+const SLICE: usize = 150;
+/// `--data clusters`: topics per agent and noise.
 const TOPICS_PER_AGENT: usize = 8;
-const NOISE: f32 = 0.05;
+const CLUSTER_NOISE: f32 = 0.05;
+
+#[derive(Clone, Copy, PartialEq)]
+enum Data {
+    Docs,
+    Clusters,
+}
 
 struct Args {
     agents: usize,
@@ -45,6 +73,12 @@ struct Args {
     big: usize,
     queries: usize,
     evalset: PathBuf,
+    cache: Option<PathBuf>,
+    data: Data,
+    noise: f32,
+    m: u32,
+    ef_construction: u32,
+    sweep: bool,
 }
 
 fn args() -> anyhow::Result<Args> {
@@ -61,6 +95,12 @@ fn args() -> anyhow::Result<Args> {
                     "/../../shared/evalsets/aws-docs-qa"
                 ))
             }),
+        cache: None,
+        data: Data::Docs,
+        noise: 0.015,
+        m: 16,
+        ef_construction: 64,
+        sweep: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -71,17 +111,29 @@ fn args() -> anyhow::Result<Args> {
             "--big" => a.big = value()?.parse()?,
             "--queries" => a.queries = value()?.parse()?,
             "--evalset" => a.evalset = PathBuf::from(value()?),
+            "--cache" => a.cache = Some(PathBuf::from(value()?)),
+            "--data" => {
+                a.data = match value()?.as_str() {
+                    "docs" => Data::Docs,
+                    "clusters" => Data::Clusters,
+                    other => anyhow::bail!("--data is docs or clusters, not {other}"),
+                }
+            }
+            "--noise" => a.noise = value()?.parse()?,
+            "--m" => a.m = value()?.parse()?,
+            "--ef-construction" => a.ef_construction = value()?.parse()?,
+            "--sweep" => a.sweep = true,
             other => anyhow::bail!("unknown argument {other}"),
         }
     }
     Ok(a)
 }
 
-/// Real MiniLM embeddings of varied documentation chunks.
-fn topic_centres(evalset: &std::path::Path, count: usize) -> anyhow::Result<Vec<Vec<f32>>> {
+/// The aws-docs-qa pages' chunks at the default settings, and the questions.
+fn evalset_texts(evalset: &Path) -> anyhow::Result<(Vec<String>, Vec<String>)> {
     let corpus = std::fs::read_to_string(evalset.join("corpus.jsonl"))
         .with_context(|| format!("reading {}/corpus.jsonl", evalset.display()))?;
-    let mut texts = Vec::new();
+    let mut chunks = Vec::new();
     for line in corpus.lines().filter(|l| !l.trim().is_empty()) {
         let page: serde_json::Value = serde_json::from_str(line)?;
         let doc = Extracted {
@@ -91,18 +143,21 @@ fn topic_centres(evalset: &std::path::Path, count: usize) -> anyhow::Result<Vec<
                 location: Default::default(),
             }],
         };
-        texts.extend(
+        chunks.extend(
             chunk(&doc, &ChunkSettings::default())
                 .into_iter()
                 .map(|c| c.content),
         );
     }
-    // Evenly spaced over the corpus: many guides and topics.
-    let step = (texts.len() / count).max(1);
-    let picked: Vec<&String> = texts.iter().step_by(step).take(count).collect();
-    let dir = chatpad::testing::env_var("EMBEDDING_MODEL_DIR")
-        .context("set EMBEDDING_MODEL_DIR (the local stack's .local/env has it)")?;
-    Ok(LocalMiniLm::load(dir)?.embed_blocking(&picked)?)
+    let questions = std::fs::read_to_string(evalset.join("questions.jsonl"))?
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let q: serde_json::Value = serde_json::from_str(l)?;
+            Ok(q["question"].as_str().unwrap_or_default().to_owned())
+        })
+        .collect::<anyhow::Result<_>>()?;
+    Ok((chunks, questions))
 }
 
 fn gaussian(rng: &mut StdRng) -> f32 {
@@ -112,11 +167,118 @@ fn gaussian(rng: &mut StdRng) -> f32 {
     (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
 }
 
-fn near(centre: &[f32], rng: &mut StdRng) -> Vec<f32> {
-    let mut v: Vec<f32> = centre.iter().map(|x| x + NOISE * gaussian(rng)).collect();
-    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+fn normalised(mut v: Vec<f32>) -> Vec<f32> {
+    let norm = dot(&v, &v).sqrt();
     v.iter_mut().for_each(|x| *x /= norm);
     v
+}
+
+/// Generated chunk vectors around real ones (see the module documentation).
+struct Generator {
+    anchors: Vec<Vec<f32>>,
+    /// Each anchor's nearest other anchors (`--data docs`).
+    neighbours: Vec<Vec<usize>>,
+    data: Data,
+    noise: f32,
+}
+
+impl Generator {
+    fn new(anchors: Vec<Vec<f32>>, data: Data, noise: f32) -> Self {
+        let neighbours = match data {
+            Data::Clusters => Vec::new(),
+            Data::Docs => anchors
+                .iter()
+                .enumerate()
+                .map(|(i, a)| {
+                    let mut by: Vec<(f32, usize)> = anchors
+                        .iter()
+                        .enumerate()
+                        .filter(|&(j, _)| j != i)
+                        .map(|(j, b)| (dot(a, b), j))
+                        .collect();
+                    by.select_nth_unstable_by(NEIGHBOURS, |x, y| y.0.total_cmp(&x.0));
+                    by[..NEIGHBOURS].iter().map(|&(_, j)| j).collect()
+                })
+                .collect(),
+        };
+        Generator {
+            anchors,
+            neighbours,
+            data,
+            noise,
+        }
+    }
+
+    /// An agent's anchors: a slice of consecutive ones (docs) or random topics (clusters).
+    fn pool(&self, big: bool, rng: &mut StdRng) -> Vec<usize> {
+        let n = self.anchors.len();
+        match self.data {
+            Data::Docs if big => (0..n).collect(),
+            Data::Docs => {
+                let start = rng.random_range(0..n);
+                (start..start + SLICE.min(n)).map(|i| i % n).collect()
+            }
+            Data::Clusters => (0..TOPICS_PER_AGENT)
+                .map(|_| rng.random_range(0..n))
+                .collect(),
+        }
+    }
+
+    fn chunk(&self, anchor: usize, rng: &mut StdRng) -> Vec<f32> {
+        let a = &self.anchors[anchor];
+        let v: Vec<f32> = match self.data {
+            Data::Clusters => a
+                .iter()
+                .map(|x| x + CLUSTER_NOISE * gaussian(rng))
+                .collect(),
+            Data::Docs => {
+                let b = &self.anchors
+                    [self.neighbours[anchor][rng.random_range(0..self.neighbours[anchor].len())]];
+                let mix: f32 = rng.random();
+                a.iter()
+                    .zip(b)
+                    .map(|(x, y)| mix * x + (1.0 - mix) * y + self.noise * gaussian(rng))
+                    .collect()
+            }
+        };
+        normalised(v)
+    }
+}
+
+/// Median and 10th / 90th percentile of each vector's best cosine to another one, and the
+/// median cosine of random pairs.
+fn similarity_profile(vectors: &[Vec<f32>], rng: &mut StdRng) -> String {
+    let sample: Vec<usize> = (0..300)
+        .map(|_| rng.random_range(0..vectors.len()))
+        .collect();
+    let mut best: Vec<f64> = sample
+        .iter()
+        .map(|&i| {
+            vectors
+                .iter()
+                .enumerate()
+                .filter(|&(j, _)| j != i)
+                .map(|(_, v)| dot(&vectors[i], v))
+                .fold(f32::MIN, f32::max) as f64
+        })
+        .collect();
+    let mut random: Vec<f64> = sample
+        .iter()
+        .map(|&i| dot(&vectors[i], &vectors[rng.random_range(0..vectors.len())]) as f64)
+        .collect();
+    best.sort_by(f64::total_cmp);
+    random.sort_by(f64::total_cmp);
+    format!(
+        "nearest-neighbour cosine p10 {:.2} / median {:.2} / p90 {:.2}, random pairs median {:.2}",
+        percentile(&best, 0.1),
+        percentile(&best, 0.5),
+        percentile(&best, 0.9),
+        percentile(&random, 0.5)
+    )
 }
 
 fn percentile(sorted: &[f64], q: f64) -> f64 {
@@ -126,9 +288,38 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = args()?;
-    let centres = topic_centres(&args.evalset, 512)?;
-    println!("{} topic centres embedded", centres.len());
     let mut rng = StdRng::seed_from_u64(7);
+    let (chunk_texts, question_texts) = evalset_texts(&args.evalset)?;
+    let dir = chatpad::testing::env_var("EMBEDDING_MODEL_DIR")
+        .context("set EMBEDDING_MODEL_DIR (the local stack's .local/env has it)")?;
+    let model = LocalMiniLm::load(dir)?;
+    let anchor_texts: Vec<&str> = match args.data {
+        Data::Docs => chunk_texts.iter().map(String::as_str).collect(),
+        // Evenly spaced over the corpus: many guides and topics.
+        Data::Clusters => chunk_texts
+            .iter()
+            .step_by((chunk_texts.len() / 512).max(1))
+            .take(512)
+            .map(String::as_str)
+            .collect(),
+    };
+    let anchors = embed_cache::embed(&model, &anchor_texts, args.cache.as_deref())?;
+    let question_refs: Vec<&str> = question_texts.iter().map(String::as_str).collect();
+    let questions = embed_cache::embed(&model, &question_refs, args.cache.as_deref())?;
+    let generator = Generator::new(anchors, args.data, args.noise);
+    println!(
+        "{} anchors; real chunks: {}",
+        generator.anchors.len(),
+        similarity_profile(&generator.anchors, &mut rng)
+    );
+    let everything: Vec<usize> = (0..generator.anchors.len()).collect();
+    let same_size: Vec<Vec<f32>> = (0..generator.anchors.len())
+        .map(|_| generator.chunk(everything[rng.random_range(0..everything.len())], &mut rng))
+        .collect();
+    println!(
+        "generated, as many: {}",
+        similarity_profile(&same_size, &mut rng)
+    );
 
     let test = TestDb::new().await;
     let su = test.superuser().await;
@@ -148,12 +339,12 @@ async fn main() -> anyhow::Result<()> {
     )
     .await?;
 
-    // Agents: the big one first, then the small ones; each with one source and its topics.
+    // Agents: the big one first, then the small ones; each with one source and its anchors.
     let sizes: Vec<usize> = std::iter::once(args.big)
         .filter(|&n| n > 0)
         .chain(std::iter::repeat_n(args.per_agent, args.agents))
         .collect();
-    let mut agents = Vec::new(); // (agent, source, size, topics)
+    let mut agents = Vec::new(); // (agent, source, size, anchor pool)
     for (i, &size) in sizes.iter().enumerate() {
         let agent: Uuid = su
             .query_one(
@@ -170,10 +361,8 @@ async fn main() -> anyhow::Result<()> {
             )
             .await?
             .get(0);
-        let topics: Vec<usize> = (0..TOPICS_PER_AGENT)
-            .map(|_| rng.random_range(0..centres.len()))
-            .collect();
-        agents.push((agent, source, size, topics));
+        let pool = generator.pool(i == 0 && args.big > 0, &mut rng);
+        agents.push((agent, source, size, pool));
     }
 
     // Bulk load: no HNSW index and no per-row triggers while copying (owner and agent ids are
@@ -213,11 +402,14 @@ async fn main() -> anyhow::Result<()> {
         ],
     );
     futures::pin_mut!(writer);
-    for (n, (agent, source, size, topics)) in agents.iter().enumerate() {
+    for (n, (agent, source, size, pool)) in agents.iter().enumerate() {
         for position in 0..*size {
-            let topic = topics[position % topics.len()];
-            let embedding = Vector::from(near(&centres[topic], &mut rng));
-            let content = format!("agent {n} chunk {position} topic {topic}");
+            let anchor = match args.data {
+                Data::Clusters => pool[position % pool.len()],
+                Data::Docs => pool[rng.random_range(0..pool.len())],
+            };
+            let embedding = Vector::from(generator.chunk(anchor, &mut rng));
+            let content = format!("agent {n} chunk {position} anchor {anchor}");
             writer
                 .as_mut()
                 .write(&[
@@ -243,15 +435,18 @@ async fn main() -> anyhow::Result<()> {
 
     let started = Instant::now();
     su.batch_execute(&format!(
-        "SET maintenance_work_mem = '4GB'; SET max_parallel_maintenance_workers = 1;
+        "SET maintenance_work_mem = '6GB'; SET max_parallel_maintenance_workers = 1;
          CREATE INDEX {index} ON knowledge_chunks
            USING hnsw ((embedding::vector({DIMS})) vector_cosine_ops)
-           WITH (m = 16, ef_construction = 64) WHERE embedding_model = '{MODEL}';
-         ANALYZE knowledge_chunks"
+           WITH (m = {}, ef_construction = {}) WHERE embedding_model = '{MODEL}';
+         ANALYZE knowledge_chunks",
+        args.m, args.ef_construction
     ))
     .await?;
     println!(
-        "HNSW index built in {:.0} s",
+        "HNSW index (m = {}, ef_construction = {}) built in {:.0} s",
+        args.m,
+        args.ef_construction,
         started.elapsed().as_secs_f64()
     );
 
@@ -268,12 +463,13 @@ async fn main() -> anyhow::Result<()> {
     for (name, members) in groups {
         let mut latencies = Vec::new();
         let mut recall = 0.0;
+        let mut exact_answers = Vec::new();
         for q in 0..args.queries {
-            let (agent, _, size, topics) = &agents[members[q % members.len()]];
-            let query = near(
-                &centres[topics[rng.random_range(0..topics.len())]],
-                &mut rng,
-            );
+            let (agent, _, size, pool) = &agents[members[q % members.len()]];
+            let query = match args.data {
+                Data::Docs => questions[q % questions.len()].clone(),
+                Data::Clusters => generator.chunk(pool[rng.random_range(0..pool.len())], &mut rng),
+            };
             let tx = chatpad::db::begin_as(&mut client, &caller).await?;
             let started = Instant::now();
             let hits = search(&tx, *agent, &query, "", RetrievalMode::Vector, -1.0, 5).await?;
@@ -291,6 +487,7 @@ async fn main() -> anyhow::Result<()> {
                 .filter(|h| exact.iter().any(|e| e.chunk_id == h.chunk_id))
                 .count();
             recall += found as f64 / exact.len().max(1) as f64;
+            exact_answers.push((*agent, query, exact));
         }
         latencies.sort_by(f64::total_cmp);
         println!(
@@ -301,6 +498,68 @@ async fn main() -> anyhow::Result<()> {
             recall / args.queries as f64,
             args.queries
         );
+        if args.sweep && members == [0] && args.big > 0 {
+            sweep(&su, &exact_answers).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The ANN query of `search_knowledge_sources` at several `hnsw.ef_search` values and
+/// candidate counts (as the superuser: no row-level security), against the exact answers.
+async fn sweep(
+    su: &tokio_postgres::Client,
+    answers: &[(Uuid, Vec<f32>, Vec<chatpad::knowledge::search::Hit>)],
+) -> anyhow::Result<()> {
+    let statement = su
+        .prepare(&format!(
+            "SELECT d.id FROM (
+               SELECT k.id, k.embedding::vector({DIMS}) <=> $1::vector({DIMS}) AS distance
+               FROM knowledge_chunks k
+               WHERE k.embedding_model = '{MODEL}' AND k.agent_id::text = $2::text
+               ORDER BY k.embedding::vector({DIMS}) <=> $1::vector({DIMS})
+               LIMIT $3
+             ) d ORDER BY d.distance LIMIT 5"
+        ))
+        .await?;
+    for ef_search in [40, 100, 200, 400] {
+        for candidates in [20i64, 40, 100] {
+            let mut latencies = Vec::new();
+            let mut recall = 0.0;
+            for (agent, query, exact) in answers {
+                su.batch_execute(&format!(
+                    "BEGIN; SET LOCAL enable_seqscan = off; SET LOCAL jit = off;
+                     SET LOCAL hnsw.iterative_scan = relaxed_order;
+                     SET LOCAL hnsw.ef_search = {ef_search}"
+                ))
+                .await?;
+                let started = Instant::now();
+                let rows = su
+                    .query(
+                        &statement,
+                        &[
+                            &Vector::from(query.clone()),
+                            &agent.to_string(),
+                            &candidates,
+                        ],
+                    )
+                    .await?;
+                latencies.push(started.elapsed().as_secs_f64() * 1e3);
+                su.batch_execute("ROLLBACK").await?;
+                let found = rows
+                    .iter()
+                    .filter(|r| exact.iter().any(|e| e.chunk_id == r.get::<_, Uuid>(0)))
+                    .count();
+                recall += found as f64 / exact.len().max(1) as f64;
+            }
+            latencies.sort_by(f64::total_cmp);
+            println!(
+                "  sweep: ef_search {ef_search:>3}, {candidates:>3} candidates: p50 {:.1} ms, p99 {:.1} ms, recall@5 {:.3}",
+                percentile(&latencies, 0.5),
+                percentile(&latencies, 0.99),
+                recall / answers.len() as f64
+            );
+        }
     }
     Ok(())
 }
