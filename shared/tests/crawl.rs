@@ -4,8 +4,7 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chatpad::knowledge::crawl::{
@@ -15,45 +14,11 @@ use chatpad::knowledge::crawl::{
 use chatpad::net::{
     BlockKind, FetchError, GuardConfig, GuardedClient, StaticResolver, Url, parse_allow_list,
 };
+use chatpad::testing::http::{Reply, Server, not_found, redirect, respond};
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 
 // ---------------------------------------------------------------------------------------------
-// A tiny HTTP/1.1 server: one request per connection, recorded, answered by a handler.
-
-#[derive(Debug, Clone)]
-struct Seen {
-    path: String,
-    headers: Vec<(String, String)>,
-}
-
-impl Seen {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-enum Reply {
-    Respond {
-        status: u16,
-        headers: Vec<(&'static str, String)>,
-        body: Vec<u8>,
-    },
-    /// Keep the connection open and never answer.
-    Hang,
-}
-
-fn respond(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Reply {
-    Reply::Respond {
-        status,
-        headers: vec![("Content-Type", content_type.to_owned())],
-        body: body.into(),
-    }
-}
+// Pages served by the loopback server (`chatpad::testing::http`).
 
 /// An HTML page with a title and the given links.
 fn page(title: &str, links: &[&str]) -> Reply {
@@ -68,114 +33,6 @@ fn page(title: &str, links: &[&str]) -> Reply {
             "<!doctype html><html><head><title>{title}</title></head><body><h1>{title}</h1>{anchors}</body></html>"
         ),
     )
-}
-
-fn not_found() -> Reply {
-    respond(404, "text/plain", "not found")
-}
-
-fn redirect(status: u16, location: impl Into<String>) -> Reply {
-    Reply::Respond {
-        status,
-        headers: vec![("Location", location.into())],
-        body: Vec::new(),
-    }
-}
-
-struct Server {
-    addr: SocketAddr,
-    seen: Arc<Mutex<Vec<Seen>>>,
-}
-
-impl Server {
-    async fn start<H>(handler: H) -> Server
-    where
-        H: Fn(&Seen, SocketAddr) -> Reply + Send + Sync + 'static,
-    {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let handler = Arc::new(handler);
-        let log = seen.clone();
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let (handler, log) = (handler.clone(), log.clone());
-                tokio::spawn(async move {
-                    let _ = serve_one(stream, addr, &*handler, &log).await;
-                });
-            }
-        });
-        Server { addr, seen }
-    }
-
-    fn url(&self, path: &str) -> Url {
-        Url::parse(&format!("http://{}{path}", self.addr)).unwrap()
-    }
-
-    /// Paths requested, in order.
-    fn paths(&self) -> Vec<String> {
-        self.requests().into_iter().map(|s| s.path).collect()
-    }
-
-    fn requests(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
-    }
-}
-
-async fn serve_one<H>(
-    mut stream: TcpStream,
-    addr: SocketAddr,
-    handler: &H,
-    log: &Mutex<Vec<Seen>>,
-) -> std::io::Result<()>
-where
-    H: Fn(&Seen, SocketAddr) -> Reply,
-{
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let head_end = loop {
-        if let Some(pos) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break pos;
-        }
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            return Ok(());
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-    let mut lines = head.split("\r\n");
-    let path = lines
-        .next()
-        .unwrap_or_default()
-        .split(' ')
-        .nth(1)
-        .unwrap_or_default()
-        .to_owned();
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
-        .collect();
-    let seen = Seen { path, headers };
-    log.lock().unwrap().push(seen.clone());
-    match handler(&seen, addr) {
-        Reply::Hang => tokio::time::sleep(Duration::from_secs(3600)).await,
-        Reply::Respond {
-            status,
-            headers,
-            body,
-        } => {
-            let mut out = format!("HTTP/1.1 {status} X\r\nConnection: close\r\n");
-            for (name, value) in headers {
-                out.push_str(&format!("{name}: {value}\r\n"));
-            }
-            out.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
-            stream.write_all(out.as_bytes()).await?;
-            let _ = stream.write_all(&body).await;
-            let _ = stream.shutdown().await;
-        }
-    }
-    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -18,23 +18,10 @@ fn vector(axis: usize) -> Vec<f32> {
 }
 
 /// Chunks of one agent: (content, embedding axis). Returns the owner, the agent and the source.
-async fn seed(su: &tokio_postgres::Client, chunks: &[(&str, usize)]) -> (Uuid, Uuid, Uuid) {
-    let owner: Uuid = su
-        .query_one(
-            "INSERT INTO users (auth_subject) VALUES ('owner') RETURNING id",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    let agent: Uuid = su
-        .query_one(
-            "INSERT INTO agents (user_id, name) VALUES ($1, 'Support') RETURNING id",
-            &[&owner],
-        )
-        .await
-        .unwrap()
-        .get(0);
+async fn seed(test: &TestDb, chunks: &[(&str, usize)]) -> (Uuid, Uuid, Uuid) {
+    let su = test.superuser().await;
+    let owner = test.user(None).await;
+    let agent = test.agent(owner).await;
     let source: Uuid = su
         .query_one(
             "INSERT INTO knowledge_sources (agent_id, type, title, source, status, chunk_count)
@@ -107,8 +94,7 @@ async fn run(test: &TestDb, caller: Uuid, agent: Uuid, ask: Ask<'_>) -> Vec<Hit>
 #[tokio::test]
 async fn hybrid_search_finds_a_keyword_match_the_vectors_miss() {
     let test = TestDb::new().await;
-    let su = test.superuser().await;
-    let (owner, agent, source) = seed(&su, CHUNKS).await;
+    let (owner, agent, source) = seed(&test, CHUNKS).await;
     let question = "What does error QX-4471 mean?";
 
     // The question's embedding points at the invoices chunk (axis 0), far from the error code.
@@ -150,10 +136,9 @@ async fn hybrid_search_finds_a_keyword_match_the_vectors_miss() {
 #[tokio::test]
 async fn full_text_ranking_prefers_the_rare_word() {
     let test = TestDb::new().await;
-    let su = test.superuser().await;
     // "plan" is in many chunks, "prorated" in one: BM25's IDF puts that one first.
     let (owner, agent, _) = seed(
-        &su,
+        &test,
         &[
             ("The plan includes a plan overview for every plan.", 10),
             ("Each plan has limits; see your plan.", 11),
@@ -184,16 +169,8 @@ async fn full_text_ranking_prefers_the_rare_word() {
 #[tokio::test]
 async fn another_account_finds_nothing_in_either_mode() {
     let test = TestDb::new().await;
-    let su = test.superuser().await;
-    let (_, agent, _) = seed(&su, CHUNKS).await;
-    let stranger: Uuid = su
-        .query_one(
-            "INSERT INTO users (auth_subject) VALUES ('stranger') RETURNING id",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let (_, agent, _) = seed(&test, CHUNKS).await;
+    let stranger = test.user(None).await;
     for mode in [RetrievalMode::Vector, RetrievalMode::Hybrid] {
         let hits = run(
             &test,
@@ -209,8 +186,7 @@ async fn another_account_finds_nothing_in_either_mode() {
 #[tokio::test]
 async fn threshold_and_count_are_honoured() {
     let test = TestDb::new().await;
-    let su = test.superuser().await;
-    let (owner, agent, _) = seed(&su, CHUNKS).await;
+    let (owner, agent, _) = seed(&test, CHUNKS).await;
 
     for mode in [RetrievalMode::Vector, RetrievalMode::Hybrid] {
         let hits = run(
@@ -252,7 +228,7 @@ async fn threshold_and_count_are_honoured() {
 async fn chunks_stay_searchable_while_their_source_is_resynced_or_failed() {
     let test = TestDb::new().await;
     let su = test.superuser().await;
-    let (owner, agent, source) = seed(&su, CHUNKS).await;
+    let (owner, agent, source) = seed(&test, CHUNKS).await;
     for status in ["pending", "processing", "error"] {
         su.execute(
             "UPDATE knowledge_sources SET status = $2 WHERE id = $1",
@@ -278,8 +254,7 @@ async fn chunks_stay_searchable_while_their_source_is_resynced_or_failed() {
 #[tokio::test]
 async fn a_large_agent_takes_the_approximate_path_in_hybrid_mode_too() {
     let test = TestDb::new().await;
-    let su = test.superuser().await;
-    let (owner, agent, _) = seed(&su, CHUNKS).await;
+    let (owner, agent, _) = seed(&test, CHUNKS).await;
     let mut client = test.db.client().await.unwrap();
     let tx = chatpad::db::begin_as(&mut client, &Caller::User { user_id: owner })
         .await

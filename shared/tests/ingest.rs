@@ -93,31 +93,10 @@ async fn sliced_ingestor(test: &TestDb, slice: Duration) -> Worker {
     }
 }
 
+/// A user on the pro plan and an agent of theirs.
 async fn owner_with_agent(test: &TestDb) -> (Uuid, Uuid) {
-    let su = test.superuser().await;
-    let user: Uuid = su
-        .query_one(
-            "INSERT INTO users (auth_subject) VALUES (gen_random_uuid()::text) RETURNING id",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    su.execute(
-        "INSERT INTO subscriptions (user_id, plan_id) VALUES ($1, 'pro')",
-        &[&user],
-    )
-    .await
-    .unwrap();
-    let agent: Uuid = su
-        .query_one(
-            "INSERT INTO agents (user_id, name) VALUES ($1, 'a') RETURNING id",
-            &[&user],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    (user, agent)
+    let user = test.user(Some("pro")).await;
+    (user, test.agent(user).await)
 }
 
 /// Adds a source as the account owner, as the API does; returns its id.

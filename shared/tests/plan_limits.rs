@@ -6,27 +6,6 @@ use chatpad::auth::Caller;
 use chatpad::testing::TestDb;
 use uuid::Uuid;
 
-async fn owner(test: &TestDb, plan: Option<&str>) -> Uuid {
-    let su = test.superuser().await;
-    let id: Uuid = su
-        .query_one(
-            "INSERT INTO users (auth_subject) VALUES (gen_random_uuid()::text) RETURNING id",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    if let Some(plan) = plan {
-        su.execute(
-            "INSERT INTO subscriptions (user_id, plan_id) VALUES ($1, $2)",
-            &[&id, &plan],
-        )
-        .await
-        .unwrap();
-    }
-    id
-}
-
 async fn run_as(test: &TestDb, user: Uuid, sql: &str) -> Result<u64, ApiError> {
     let mut client = test.db.client().await?;
     let tx = chatpad::db::begin_as(&mut client, &Caller::User { user_id: user }).await?;
@@ -38,7 +17,7 @@ async fn run_as(test: &TestDb, user: Uuid, sql: &str) -> Result<u64, ApiError> {
 #[tokio::test]
 async fn the_basic_plan_allows_one_agent_and_names_the_plan_that_allows_more() {
     let test = TestDb::new().await;
-    let user = owner(&test, None).await;
+    let user = test.user(None).await;
     let create = format!("INSERT INTO agents (user_id, name) VALUES ('{user}', 'a')");
     assert_eq!(run_as(&test, user, &create).await.unwrap(), 1);
     let err = run_as(&test, user, &create).await.unwrap_err();
@@ -58,7 +37,7 @@ async fn the_basic_plan_allows_one_agent_and_names_the_plan_that_allows_more() {
 #[tokio::test]
 async fn parallel_creates_at_the_limit_let_exactly_one_through() {
     let test = std::sync::Arc::new(TestDb::new().await);
-    let user = owner(&test, Some("advanced")).await;
+    let user = test.user(Some("advanced")).await;
     for i in 0..4 {
         run_as(
             &test,
@@ -103,7 +82,7 @@ async fn parallel_creates_at_the_limit_let_exactly_one_through() {
 #[tokio::test]
 async fn features_missing_from_the_plan_are_refused() {
     let test = TestDb::new().await;
-    let basic = owner(&test, None).await;
+    let basic = test.user(None).await;
     let err = run_as(
         &test,
         basic,
@@ -131,7 +110,7 @@ async fn features_missing_from_the_plan_are_refused() {
 #[tokio::test]
 async fn knowledge_storage_is_capped_by_the_plan() {
     let test = TestDb::new().await;
-    let user = owner(&test, None).await;
+    let user = test.user(None).await;
     run_as(
         &test,
         user,

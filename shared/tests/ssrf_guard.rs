@@ -3,177 +3,17 @@
 //! connects to the address it checked, and that limits end fetches with the right error.
 
 use std::io::Write;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chatpad::net::{
     BlockKind, FetchError, FetchRequest, GuardConfig, GuardedClient, Resolver, Resolving,
     StaticResolver, parse_allow_list,
 };
+use chatpad::testing::http::{Reply, Server, ok, redirect};
 use http::header::{AUTHORIZATION, HeaderValue};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-
-// ---------------------------------------------------------------------------------------------
-// A tiny HTTP/1.1 server: one request per connection, recorded, answered by a handler.
-
-/// A request as the server saw it.
-#[derive(Debug, Clone)]
-struct Seen {
-    method: String,
-    path: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Seen {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-enum Reply {
-    Respond {
-        status: u16,
-        headers: Vec<(&'static str, String)>,
-        body: Vec<u8>,
-    },
-    /// Keep the connection open and never answer.
-    Hang,
-}
-
-fn ok(body: &str) -> Reply {
-    Reply::Respond {
-        status: 200,
-        headers: vec![("Content-Type", "text/plain".into())],
-        body: body.as_bytes().to_vec(),
-    }
-}
-
-fn redirect(status: u16, location: impl Into<String>) -> Reply {
-    Reply::Respond {
-        status,
-        headers: vec![("Location", location.into())],
-        body: Vec::new(),
-    }
-}
-
-struct Server {
-    addr: SocketAddr,
-    seen: Arc<Mutex<Vec<Seen>>>,
-}
-
-impl Server {
-    /// Starts a server on 127.0.0.1; `handler` gets each request and the server's address.
-    async fn start<H>(handler: H) -> Server
-    where
-        H: Fn(&Seen, SocketAddr) -> Reply + Send + Sync + 'static,
-    {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let handler = Arc::new(handler);
-        let log = seen.clone();
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let (handler, log) = (handler.clone(), log.clone());
-                tokio::spawn(async move {
-                    let _ = serve_one(stream, addr, &*handler, &log).await;
-                });
-            }
-        });
-        Server { addr, seen }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    fn port(&self) -> u16 {
-        self.addr.port()
-    }
-
-    fn requests(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
-    }
-}
-
-async fn serve_one<H>(
-    mut stream: TcpStream,
-    addr: SocketAddr,
-    handler: &H,
-    log: &Mutex<Vec<Seen>>,
-) -> std::io::Result<()>
-where
-    H: Fn(&Seen, SocketAddr) -> Reply,
-{
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let head_end = loop {
-        if let Some(pos) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break pos;
-        }
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            return Ok(());
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-    let mut lines = head.split("\r\n");
-    let mut request_line = lines.next().unwrap_or_default().split(' ');
-    let method = request_line.next().unwrap_or_default().to_owned();
-    let path = request_line.next().unwrap_or_default().to_owned();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
-        .collect();
-    let mut seen = Seen {
-        method,
-        path,
-        headers,
-        body: buf[head_end + 4..].to_vec(),
-    };
-    let length: usize = seen
-        .header("content-length")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    while seen.body.len() < length {
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            break;
-        }
-        seen.body.extend_from_slice(&chunk[..n]);
-    }
-    log.lock().unwrap().push(seen.clone());
-
-    match handler(&seen, addr) {
-        Reply::Hang => {
-            tokio::time::sleep(Duration::from_secs(3600)).await;
-        }
-        Reply::Respond {
-            status,
-            headers,
-            body,
-        } => {
-            let mut out = format!("HTTP/1.1 {status} X\r\nConnection: close\r\n");
-            for (name, value) in headers {
-                out.push_str(&format!("{name}: {value}\r\n"));
-            }
-            out.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
-            stream.write_all(out.as_bytes()).await?;
-            // A client that gave up early (body cap) resets the connection: not an error here.
-            let _ = stream.write_all(&body).await;
-            let _ = stream.shutdown().await;
-        }
-    }
-    Ok(())
-}
 
 // ---------------------------------------------------------------------------------------------
 // Clients.
@@ -218,7 +58,7 @@ async fn allowed_loopback_server_is_fetched() {
         .unwrap();
     assert_eq!(fetched.status, 200);
     assert_eq!(fetched.body, b"hello");
-    assert_eq!(fetched.final_url.as_str(), server.url("/hello"));
+    assert_eq!(fetched.final_url.as_str(), server.url("/hello").as_str());
     assert!(fetched.redirects.is_empty());
     let seen = server.requests();
     assert_eq!(seen.len(), 1);
@@ -333,7 +173,7 @@ async fn redirects_are_followed_and_recorded() {
         .await
         .unwrap();
     assert_eq!(fetched.body, b"done");
-    assert_eq!(fetched.final_url.as_str(), server.url("/c"));
+    assert_eq!(fetched.final_url.as_str(), server.url("/c").as_str());
     let chain: Vec<_> = fetched
         .redirects
         .iter()

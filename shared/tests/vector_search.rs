@@ -18,32 +18,14 @@ fn vector(axis: usize, jitter: f32) -> Vec<f32> {
     v.iter().map(|x| x / norm).collect()
 }
 
-async fn seed(su: &tokio_postgres::Client, chunks_per_agent: &[usize]) -> (Uuid, Vec<Uuid>) {
-    let owner: Uuid = su
-        .query_one(
-            "INSERT INTO users (auth_subject) VALUES ('o') RETURNING id",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    // Pro: no agent-count limit.
-    su.execute(
-        "INSERT INTO subscriptions (user_id, plan_id) VALUES ($1, 'pro')",
-        &[&owner],
-    )
-    .await
-    .unwrap();
+/// An owner on the pro plan (no agent-count limit) with one agent per entry of
+/// `chunks_per_agent`, each with one source holding that many chunks.
+async fn seed(test: &TestDb, chunks_per_agent: &[usize]) -> (Uuid, Vec<Uuid>) {
+    let su = test.superuser().await;
+    let owner = test.user(Some("pro")).await;
     let mut agents = Vec::new();
     for (n, &count) in chunks_per_agent.iter().enumerate() {
-        let agent: Uuid = su
-            .query_one(
-                "INSERT INTO agents (user_id, name) VALUES ($1, $2) RETURNING id",
-                &[&owner, &format!("a{n}")],
-            )
-            .await
-            .unwrap()
-            .get(0);
+        let agent = test.agent(owner).await;
         let source: Uuid = su
             .query_one(
                 "INSERT INTO knowledge_sources (agent_id, type, title, status, chunk_count) VALUES ($1, 'text', $2, 'ready', $3) RETURNING id",
@@ -81,8 +63,7 @@ async fn seed(su: &tokio_postgres::Client, chunks_per_agent: &[usize]) -> (Uuid,
 #[tokio::test]
 async fn search_returns_the_nearest_chunks_of_the_agent_only() {
     let test = TestDb::new().await;
-    let su = test.superuser().await;
-    let (owner, agents) = seed(&su, &[50, 50]).await;
+    let (owner, agents) = seed(&test, &[50, 50]).await;
     let mut client = test.db.client().await.unwrap();
     let tx = chatpad::db::begin_as(&mut client, &Caller::User { user_id: owner })
         .await
@@ -107,14 +88,7 @@ async fn search_returns_the_nearest_chunks_of_the_agent_only() {
     );
 
     // Another tenant's user finds nothing, not even through the search function.
-    let stranger: Uuid = su
-        .query_one(
-            "INSERT INTO users (auth_subject) VALUES ('x') RETURNING id",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let stranger = test.user(None).await;
     tx.rollback().await.unwrap();
     let tx = chatpad::db::begin_as(&mut client, &Caller::User { user_id: stranger })
         .await
@@ -132,8 +106,7 @@ async fn search_returns_the_nearest_chunks_of_the_agent_only() {
 #[tokio::test]
 async fn a_query_of_the_wrong_dimension_is_refused_clearly() {
     let test = TestDb::new().await;
-    let su = test.superuser().await;
-    let (owner, agents) = seed(&su, &[3]).await;
+    let (owner, agents) = seed(&test, &[3]).await;
     let mut client = test.db.client().await.unwrap();
     let tx = chatpad::db::begin_as(&mut client, &Caller::User { user_id: owner })
         .await
@@ -180,7 +153,7 @@ async fn a_new_embedding_model_gets_its_own_hnsw_index_without_a_migration() {
 async fn the_approximate_path_uses_the_models_hnsw_index_for_an_agent_filtered_query() {
     let test = TestDb::new().await;
     let su = test.superuser().await;
-    let (_, agents) = seed(&su, &[400, 400, 400, 400, 400]).await;
+    let (_, agents) = seed(&test, &[400, 400, 400, 400, 400]).await;
     su.batch_execute("ANALYZE knowledge_chunks").await.unwrap();
     let query = Vector::from(vector(3, 0.0));
     // The statement and settings the function uses for large agents (see V3__knowledge.sql).
@@ -209,8 +182,7 @@ async fn the_approximate_path_uses_the_models_hnsw_index_for_an_agent_filtered_q
 #[tokio::test]
 async fn the_approximate_path_returns_the_same_nearest_chunk_as_exact_search() {
     let test = TestDb::new().await;
-    let su = test.superuser().await;
-    let (owner, agents) = seed(&su, &[300, 300, 300]).await;
+    let (owner, agents) = seed(&test, &[300, 300, 300]).await;
     let mut client = test.db.client().await.unwrap();
     let tx = chatpad::db::begin_as(&mut client, &Caller::User { user_id: owner })
         .await

@@ -10,11 +10,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use chatpad::testing::http::{Reply, Seen, Server, not_found};
 use common::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 
 /// Polls a source until processing ends (`ready` or `error`); a liveness bound, not a speed
 /// check: the first job also compiles and starts the worker under `cargo lambda watch`.
@@ -364,52 +363,39 @@ impl Site {
         *self.full_responses.lock().unwrap().get(path).unwrap_or(&0)
     }
 
+    /// Starts serving on loopback; returns the base URL (`http://127.0.0.1:<port>`).
     async fn serve(self) -> String {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move {
-            loop {
-                let (mut stream, _) = listener.accept().await.unwrap();
-                let site = self.clone();
-                tokio::spawn(async move {
-                    let mut request = Vec::new();
-                    let mut buf = [0u8; 4096];
-                    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-                        match stream.read(&mut buf).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => request.extend_from_slice(&buf[..n]),
-                        }
-                    }
-                    let request = String::from_utf8_lossy(&request).to_string();
-                    let path = request.split_whitespace().nth(1).unwrap_or("/").to_owned();
-                    let if_none_match = request
-                        .lines()
-                        .find_map(|l| {
-                            l.strip_prefix("if-none-match: ")
-                                .or(l.strip_prefix("If-None-Match: "))
-                        })
-                        .map(str::to_owned);
-                    let page = site.pages.lock().unwrap().get(&path).cloned();
-                    let response = match page {
-                        None => "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".to_owned(),
-                        Some((content_type, body)) => {
-                            let etag = format!("\"{:x}\"", body.len() * 31 + body.bytes().map(usize::from).sum::<usize>());
-                            if if_none_match.as_deref() == Some(etag.as_str()) {
-                                format!("HTTP/1.1 304 Not Modified\r\netag: {etag}\r\nconnection: close\r\n\r\n")
-                            } else {
-                                *site.full_responses.lock().unwrap().entry(path).or_default() += 1;
-                                format!(
-                                    "HTTP/1.1 200 OK\r\ncontent-type: {content_type}\r\netag: {etag}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                                    body.len()
-                                )
-                            }
-                        }
-                    };
-                    let _ = stream.write_all(response.as_bytes()).await;
-                });
-            }
-        });
-        base
+        let server = Server::start(move |seen, _| self.answer(seen)).await;
+        format!("http://{}", server.addr)
+    }
+
+    fn answer(&self, seen: &Seen) -> Reply {
+        let page = self.pages.lock().unwrap().get(&seen.path).cloned();
+        let Some((content_type, body)) = page else {
+            return not_found();
+        };
+        let etag = format!(
+            "\"{:x}\"",
+            body.len() * 31 + body.bytes().map(usize::from).sum::<usize>()
+        );
+        if seen.header("if-none-match") == Some(etag.as_str()) {
+            return Reply::Respond {
+                status: 304,
+                headers: vec![("ETag", etag)],
+                body: Vec::new(),
+            };
+        }
+        *self
+            .full_responses
+            .lock()
+            .unwrap()
+            .entry(seen.path.clone())
+            .or_default() += 1;
+        Reply::Respond {
+            status: 200,
+            headers: vec![("Content-Type", content_type), ("ETag", etag)],
+            body: body.into_bytes(),
+        }
     }
 }
 

@@ -231,21 +231,10 @@ async fn main() -> anyhow::Result<()> {
     // One agent, one source per page.
     let test = TestDb::new().await;
     let su = test.superuser().await;
-    let owner: Uuid = su
-        .query_one(
-            "INSERT INTO users (auth_subject) VALUES ('bench') RETURNING id",
-            &[],
-        )
-        .await?
-        .get(0);
     // A throwaway database: lift the plan's cap of 100 knowledge sources for the 408 pages.
     su.batch_execute("UPDATE plans SET max_knowledge_sources = NULL WHERE id = 'pro'")
         .await?;
-    su.execute(
-        "INSERT INTO subscriptions (user_id, plan_id) VALUES ($1, 'pro')",
-        &[&owner],
-    )
-    .await?;
+    let owner = test.user(Some("pro")).await;
     let agent: Uuid = su
         .query_one(
             "INSERT INTO agents (user_id, name) VALUES ($1, 'AWS docs') RETURNING id",

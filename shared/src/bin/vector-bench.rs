@@ -323,21 +323,10 @@ async fn main() -> anyhow::Result<()> {
 
     let test = TestDb::new().await;
     let su = test.superuser().await;
-    let owner: Uuid = su
-        .query_one(
-            "INSERT INTO users (auth_subject) VALUES ('bench') RETURNING id",
-            &[],
-        )
-        .await?
-        .get(0);
     // A throwaway database: lift the plan's cap of 100 knowledge sources (one per agent here).
     su.batch_execute("UPDATE plans SET max_knowledge_sources = NULL WHERE id = 'pro'")
         .await?;
-    su.execute(
-        "INSERT INTO subscriptions (user_id, plan_id) VALUES ($1, 'pro')",
-        &[&owner],
-    )
-    .await?;
+    let owner = test.user(Some("pro")).await;
 
     // Agents: the big one first, then the small ones; each with one source and its anchors.
     let sizes: Vec<usize> = std::iter::once(args.big)

@@ -2,12 +2,17 @@
 //! schema, and connections as the application role (never a superuser, or RLS would be off).
 //!
 //! Settings come from the environment, or from `.local/env` written by `make services`.
+//!
+//! [`http`] holds a tiny loopback HTTP server for tests of outbound fetching.
+
+pub mod http;
 
 use std::time::Duration;
 
 use anyhow::Context;
 use secrecy::SecretString;
 use tokio_postgres::NoTls;
+use uuid::Uuid;
 
 use crate::config::Config;
 use crate::db::Database;
@@ -57,7 +62,7 @@ impl TestDb {
         ensure_template(&admin)
             .await
             .expect("preparing the template database");
-        let name = format!("test_{}", uuid::Uuid::new_v4().simple());
+        let name = format!("test_{}", Uuid::new_v4().simple());
         admin
             .batch_execute(&format!(
                 "CREATE DATABASE {name} TEMPLATE {TEMPLATE} OWNER chatpad_owner"
@@ -84,6 +89,43 @@ impl TestDb {
                 .expect("connecting as the superuser");
         tokio::spawn(conn);
         client
+    }
+
+    /// Creates a user (a random `auth_subject`, no e-mail) as the superuser, subscribed to
+    /// `plan` (`"pro"`, ...) or, with `None`, on the default plan without a subscription row.
+    pub async fn user(&self, plan: Option<&str>) -> Uuid {
+        let su = self.superuser().await;
+        let id: Uuid = su
+            .query_one(
+                "INSERT INTO users (auth_subject) VALUES (gen_random_uuid()::text) RETURNING id",
+                &[],
+            )
+            .await
+            .expect("inserting a user")
+            .get(0);
+        if let Some(plan) = plan {
+            su.execute(
+                "INSERT INTO subscriptions (user_id, plan_id) VALUES ($1, $2)",
+                &[&id, &plan],
+            )
+            .await
+            .expect("subscribing the user");
+        }
+        id
+    }
+
+    /// Creates an agent named `a` owned by `owner` as the superuser (plan limits still apply:
+    /// the default plan allows one agent).
+    pub async fn agent(&self, owner: Uuid) -> Uuid {
+        self.superuser()
+            .await
+            .query_one(
+                "INSERT INTO agents (user_id, name) VALUES ($1, 'a') RETURNING id",
+                &[&owner],
+            )
+            .await
+            .expect("inserting an agent")
+            .get(0)
     }
 
     /// A configuration pointing at this database, with test secrets.
