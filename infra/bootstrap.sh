@@ -26,7 +26,13 @@ up_to_date && exit 0   # another bootstrap finished while we waited
 if ! { [[ -x "$VENV/bin/python" ]] && "$VENV/bin/python" -c '' 2>/dev/null; }; then
   echo "bootstrap: creating virtualenv $VENV"
   # --clear: a venv whose base interpreter vanished (pyenv upgrade) is rebuilt whole.
-  "$PYTHON" -m venv --clear "$VENV"
+  if ! "$PYTHON" -m venv --clear "$VENV"; then
+    # ensurepip fails on some interpreters (and on a full disk): make the venv without pip
+    # and let the base interpreter's pip install into it.
+    df -h "$ROOT" | tail -1 | awk '{print "bootstrap: ensurepip failed; disk free: " $4}'
+    "$PYTHON" -m venv --clear --without-pip "$VENV"
+    "$PYTHON" -m pip --disable-pip-version-check --python "$VENV/bin/python" install -q pip
+  fi
 fi
 
 rm -f "$STAMP"
