@@ -9,6 +9,7 @@
 //! - [`embeddings`]: text embeddings — all-MiniLM-L6-v2 in-process (feature `local-embeddings`,
 //!   the `chatpad-minilm` crate), or an OpenAI-compatible API.
 //! - [`team`]: sharing an account with team members in roles.
+//! - [`leads`]: contact details captured by the widget's form; listing and CSV export.
 //! - [`pagination`]: cursors, page sizes and whitelisted sorts of every listing.
 //! - [`auth`]: who is calling — JWT verification, API keys, the claims handed to Postgres —
 //!   and the security log.
@@ -21,6 +22,7 @@
 //! - [`net`]: the SSRF guard — the only way to fetch URLs a customer gave (crawling, webhooks).
 //! - [`outbox`]: relays jobs and events written with a change (transactional outbox) to SQS.
 //! - [`sqs`]: the batch runner every SQS worker uses (partial batch failures).
+//! - [`webhooks`]: customers' webhook endpoints, the events emitted to them, signed delivery.
 //! - [`telemetry`]: tracing setup (JSON logs in Lambda).
 //! - `testing` (feature `test-support`): a fresh database per test, connected as the app role.
 
@@ -35,6 +37,7 @@ pub mod embeddings;
 pub mod error;
 pub mod http;
 pub mod knowledge;
+pub mod leads;
 pub mod net;
 pub mod outbox;
 pub mod pagination;
@@ -44,6 +47,7 @@ pub mod team;
 pub mod telemetry;
 #[cfg(feature = "test-support")]
 pub mod testing;
+pub mod webhooks;
 
 pub use error::{ApiError, ApiResult};
 
