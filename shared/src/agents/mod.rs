@@ -4,6 +4,7 @@
 
 pub mod help_articles;
 mod validate;
+pub mod widget;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
