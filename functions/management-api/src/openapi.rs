@@ -9,6 +9,7 @@ use chatpad::agents::{
 use chatpad::auth::key_management::{ApiKeyInfo, CreatedApiKey, NewApiKey};
 use chatpad::auth::security_log::SecurityLogEntry;
 use chatpad::billing::{Features, Limits, Plan, SubscriptionSummary, UsageSummary};
+use chatpad::chat::gaps::KnowledgeGap;
 use chatpad::knowledge::files::{UploadRequest, UploadTicket};
 use chatpad::knowledge::sources::{ChunkView, NewSource, Progress, QaPair, Source, SourceChanges};
 use chatpad::team::{Invitation, Role, RoleChange, TeamMember};
@@ -17,7 +18,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{RefOr, Response, ResponseBuilder, content::ContentBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use crate::routes::{agents, api_keys, help_articles, knowledge, meta, security_logs, team};
+use crate::routes::{
+    agents, api_keys, help_articles, knowledge, knowledge_gaps, meta, security_logs, team,
+};
 
 /// The error body of every 4xx/5xx response.
 #[derive(Serialize, ToSchema)]
@@ -52,6 +55,7 @@ Signed-in users act in their own account unless `X-Account-Id` names another acc
         security_logs::list_security_logs,
         knowledge::list_sources, knowledge::create_upload, knowledge::create_source, knowledge::get_source,
         knowledge::update_source, knowledge::resync_source, knowledge::delete_source, knowledge::list_chunks,
+        knowledge_gaps::list_knowledge_gaps, knowledge_gaps::update_knowledge_gap,
     ),
     components(schemas(
         ErrorResponse, ErrorDetail, Agent, AgentFields, AgentStatus, Appearance, DarkMode, LauncherIcon,
@@ -59,6 +63,7 @@ Signed-in users act in their own account unless `X-Account-Id` names another acc
         Invitation, Role, RoleChange, ApiKeyInfo, CreatedApiKey, NewApiKey, SecurityLogEntry, Plan, Limits,
         Features, SubscriptionSummary, UsageSummary, meta::Me, meta::AccountMembership,
         Source, Progress, NewSource, QaPair, SourceChanges, ChunkView, UploadRequest, UploadTicket,
+        KnowledgeGap, knowledge_gaps::GapChange,
     )),
     modifiers(&CommonResponses),
 )]

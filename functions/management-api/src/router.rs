@@ -40,6 +40,8 @@ pub enum Route {
     ResyncKnowledgeSource,
     DeleteKnowledgeSource,
     ListKnowledgeChunks,
+    ListKnowledgeGaps,
+    UpdateKnowledgeGap,
 }
 
 /// (method, path template, route). `{name}` segments are UUIDs.
@@ -135,6 +137,16 @@ pub const ROUTES: &[(Method, &str, Route)] = &[
         Method::GET,
         "/v1/knowledge/{sourceId}/chunks",
         Route::ListKnowledgeChunks,
+    ),
+    (
+        Method::GET,
+        "/v1/agents/{agentId}/knowledge-gaps",
+        Route::ListKnowledgeGaps,
+    ),
+    (
+        Method::PATCH,
+        "/v1/knowledge-gaps/{gapId}",
+        Route::UpdateKnowledgeGap,
     ),
 ];
 

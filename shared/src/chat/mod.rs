@@ -183,7 +183,7 @@ struct AgentSettings {
 enum Stored {
     OverPlanLimit(String),
     Open {
-        agent: AgentSettings,
+        agent: Box<AgentSettings>,
         conversation_id: Uuid,
         created: bool,
         takeover: bool,
@@ -285,7 +285,7 @@ impl Chat {
             conversation_created: created,
             user_message_id,
             caller,
-            agent,
+            agent: *agent,
             question: message,
             history,
             hits,
@@ -390,7 +390,7 @@ impl Chat {
         .await?;
         tx.commit().await?;
         Ok(Stored::Open {
-            agent,
+            agent: Box::new(agent),
             conversation_id,
             created,
             takeover,

@@ -151,8 +151,6 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
     }
 }
 
-/// An environment variable, treating an empty value as unset (templates often leave `VAR=`).
-
 #[cfg(test)]
 mod tests {
     use super::*;

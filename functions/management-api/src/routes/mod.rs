@@ -4,6 +4,7 @@ pub mod agents;
 pub mod api_keys;
 pub mod help_articles;
 pub mod knowledge;
+pub mod knowledge_gaps;
 pub mod meta;
 pub mod security_logs;
 pub mod team;
@@ -49,6 +50,8 @@ pub async fn dispatch(route: Route, ctx: &Ctx<'_>) -> ApiResult<Response<Body>> 
         Route::ResyncKnowledgeSource => knowledge::resync_source(ctx).await,
         Route::DeleteKnowledgeSource => knowledge::delete_source(ctx).await,
         Route::ListKnowledgeChunks => knowledge::list_chunks(ctx).await,
+        Route::ListKnowledgeGaps => knowledge_gaps::list_knowledge_gaps(ctx).await,
+        Route::UpdateKnowledgeGap => knowledge_gaps::update_knowledge_gap(ctx).await,
     }
 }
 
