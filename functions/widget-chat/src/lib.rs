@@ -3,6 +3,11 @@
 //!
 //! Body: `{"agentId", "visitorId", "message", "conversationId"?, "stream"?}`.
 //!
+//! Public for the widget (the page's `Origin` must be one of the agent's allowed domains), or
+//! for servers with `Authorization: Bearer <API key>`: the key needs the `chat:write` scope,
+//! a plan with API access and an agent of its own account; it is rate-limited per key instead
+//! of per IP and counted as an API call.
+//!
 //! Stream events: `start` (conversation and stored question ids) as soon as the question is
 //! stored and its knowledge retrieved, `delta` (`{"text"}`) for each piece of the answer,
 //! then `done` (the same object as the JSON mode's response: reply, citations, usage) or
@@ -12,11 +17,13 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use chatpad::chat::{Chat, ChatLimits, Outcome, Question, Reply};
+use chatpad::auth::Caller;
+use chatpad::auth::api_keys::{self, RequestOrigin};
+use chatpad::chat::{Chat, ChatLimits, Outcome, Question, Reply, agent_not_found};
 use chatpad::embeddings::Embedder;
 use chatpad::llm::{Providers, sse};
 use chatpad::ratelimit::{Limit, RateLimiter};
-use chatpad::{ApiError, ApiResult, Deps, http};
+use chatpad::{ApiError, ApiResult, Deps, db, http};
 use futures::StreamExt;
 use http_body::Frame;
 use http_body_util::combinators::UnsyncBoxBody;
@@ -24,6 +31,7 @@ use http_body_util::{BodyExt, Full, StreamBody};
 use lambda_http::http::header::{self, HeaderValue};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -111,6 +119,8 @@ impl RateLimits {
 /// What the function holds for its life.
 pub struct WidgetChatDeps {
     pub chat: Chat,
+    /// Mixed into API key hashes (`API_KEY_PEPPER`).
+    pub api_key_pepper: SecretString,
     pub limiter: RateLimiter,
     pub limits: RateLimits,
 }
@@ -120,6 +130,7 @@ impl WidgetChatDeps {
     pub async fn from_env() -> anyhow::Result<Self> {
         let deps = Deps::from_env()?;
         Ok(WidgetChatDeps {
+            api_key_pepper: deps.config.api_key_pepper,
             chat: Chat {
                 db: deps.db,
                 embedder: Embedder::from_env()?,
@@ -172,14 +183,19 @@ async fn chat(
             .get(header::ACCEPT)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|accept| accept.contains("text/event-stream"));
-    check_rate_limits(deps, req, &body).await?;
+    let key = match http::bearer_token(req) {
+        Some(token) => Some(authenticate_key(deps, req, token, body.agent_id).await?),
+        None => None,
+    };
+    check_rate_limits(deps, req, key, &body).await?;
 
     let question = Question {
         agent_id: body.agent_id,
         visitor_id: body.visitor_id,
         conversation_id: body.conversation_id,
         message: body.message,
-        origin: origin.map(str::to_owned),
+        // A server calling with its key is no web page: there is no origin to check.
+        origin: origin.filter(|_| key.is_none()).map(str::to_owned),
     };
     let outcome = deps.chat.start(question).await?;
     let pending = match outcome {
@@ -257,13 +273,65 @@ async fn chat(
     Ok(event_stream(receiver.map(Ok)))
 }
 
-/// Per-IP, per-visitor and per-agent limits, checked together.
+/// Checks an API key for `agent` and records its use; returns the key's id.
+async fn authenticate_key(
+    deps: &WidgetChatDeps,
+    req: &Request,
+    token: &str,
+    agent: Uuid,
+) -> ApiResult<Uuid> {
+    let origin = RequestOrigin {
+        ip: http::client_ip(req),
+        user_agent: http::user_agent(req),
+    };
+    let mut client = deps.chat.db.client().await?;
+    let tx = db::begin_as(&mut client, &Caller::Anonymous).await?;
+    let verified = api_keys::verify(&tx, &deps.api_key_pepper, token, origin).await?;
+    let checked = match &verified {
+        Ok(key) => Some((
+            api_keys::require_api_access(&tx, key.owner_id).await,
+            // Acting as the key's owner now: an agent of another account is invisible.
+            tx.query_opt("SELECT 1 FROM agents WHERE id = $1", &[&agent])
+                .await?
+                .is_some(),
+        )),
+        Err(_) => None,
+    };
+    // The key's use (or rejection) is logged whatever follows.
+    tx.commit().await?;
+    let (key, (plan, owns_agent)) = match (verified, checked) {
+        (Ok(key), Some(checked)) => (key, checked),
+        _ => {
+            return Err(ApiError::unauthorized(
+                "invalid_api_key",
+                "the API key is invalid, revoked or expired",
+            ));
+        }
+    };
+    plan?;
+    if !key.allows("chat:write") {
+        return Err(ApiError::forbidden(
+            "insufficient_scope",
+            "this API key lacks the chat:write scope",
+        ));
+    }
+    if !owns_agent {
+        return Err(agent_not_found());
+    }
+    Ok(key.key_id)
+}
+
+/// Per-IP (per-key for API callers), per-visitor and per-agent limits, checked together.
 async fn check_rate_limits(
     deps: &WidgetChatDeps,
     req: &Request,
+    key: Option<Uuid>,
     body: &ChatRequest,
 ) -> ApiResult<()> {
-    let ip = http::client_ip(req).map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+    let ip = match key {
+        Some(key) => format!("key:{key}"),
+        None => http::client_ip(req).map_or_else(|| "unknown".to_owned(), |ip| ip.to_string()),
+    };
     let visitor = format!("{}:{}", body.agent_id, body.visitor_id);
     let agent = body.agent_id.to_string();
     futures::try_join!(

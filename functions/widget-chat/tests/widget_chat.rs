@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use chatpad::auth::api_keys;
 use chatpad::chat::{Chat, ChatLimits};
 use chatpad::llm::anthropic::AnthropicChat;
 use chatpad::llm::openai::OpenAiChat;
@@ -20,6 +21,9 @@ use serde_json::{Value, json};
 use tokio::sync::Notify;
 use uuid::Uuid;
 use widget_chat::{ChatBody, RateLimits, WidgetChatDeps};
+
+/// The pepper of `TestDb::config`.
+const PEPPER: &str = "test-pepper";
 
 const REFUNDS: &str = "Refunds are issued to the original card within 5 business days after \
                        the cancellation is confirmed.";
@@ -82,6 +86,7 @@ fn limits(per_visitor: u32) -> RateLimits {
 
 async fn deps(test: &TestDb, providers: Providers, chat_limits: ChatLimits) -> Arc<WidgetChatDeps> {
     Arc::new(WidgetChatDeps {
+        api_key_pepper: PEPPER.to_owned().into(),
         chat: Chat {
             db: test.db.clone(),
             embedder: local_embedder().await,
@@ -625,5 +630,95 @@ async fn only_allowed_origins_may_chat_and_read_the_answer() {
     assert_eq!(
         allowed.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN],
         "https://shop.test"
+    );
+}
+
+/// Stores a key with `scopes` for `owner`, as the management API does; returns its plaintext.
+async fn api_key(test: &TestDb, owner: Uuid, scopes: &[&str]) -> String {
+    use secrecy::ExposeSecret;
+    let key = api_keys::generate(&PEPPER.to_owned().into());
+    let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
+    test.superuser()
+        .await
+        .execute(
+            "INSERT INTO api_keys (user_id, name, prefix, key_hash, scopes) VALUES ($1, 'server', $2, $3, $4)",
+            &[&owner, &key.prefix, &key.hash.as_slice(), &scopes],
+        )
+        .await
+        .unwrap();
+    key.plaintext.expose_secret().to_owned()
+}
+
+#[tokio::test]
+async fn api_key_callers_need_the_scope_the_plan_and_their_own_agent() {
+    let f = fixture(Some("advanced")).await;
+    let deps = deps(&f.test, Providers::default(), ChatLimits::default()).await;
+    let with_key = |key: &str, origin: Option<&str>| {
+        let mut req = post(ask(f.agent, "crm-42", "How long do refunds take?"));
+        req.headers_mut().insert(
+            header::AUTHORIZATION,
+            format!("Bearer {key}").parse().unwrap(),
+        );
+        if let Some(origin) = origin {
+            req.headers_mut()
+                .insert(header::ORIGIN, origin.parse().unwrap());
+        }
+        req
+    };
+    f.test
+        .superuser()
+        .await
+        .execute(
+            "UPDATE agents SET allowed_domains = '{shop.test}' WHERE id = $1",
+            &[&f.agent],
+        )
+        .await
+        .unwrap();
+
+    // A server with a chat:write key: answered, whatever page origin it may forward.
+    let good = api_key(&f.test, f.owner, &["chat:write"]).await;
+    let (status, body) = call(&deps, with_key(&good, Some("https://elsewhere.test"))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["answeredBy"], "extractive");
+    let su = f.test.superuser().await;
+    let api_calls: i32 = su
+        .query_one(
+            "SELECT api_calls FROM usage_metrics WHERE user_id = $1",
+            &[&f.owner],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(api_calls, 1);
+
+    let narrow = api_key(&f.test, f.owner, &["leads:read"]).await;
+    let (status, body) = call(&deps, with_key(&narrow, None)).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("insufficient_scope"))
+    );
+    let (status, body) = call(&deps, with_key("cpk_live_not-a-key", None)).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("invalid_api_key"))
+    );
+
+    // Another account's key cannot use this agent.
+    let other = f.test.user(Some("advanced")).await;
+    let foreign = api_key(&f.test, other, &["chat:write"]).await;
+    let (status, body) = call(&deps, with_key(&foreign, None)).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("agent_not_found"))
+    );
+
+    // After a downgrade to a plan without API access, the key stops working.
+    su.execute("DELETE FROM subscriptions WHERE user_id = $1", &[&f.owner])
+        .await
+        .unwrap();
+    let (status, body) = call(&deps, with_key(&good, None)).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("plan_limit_exceeded"))
     );
 }
