@@ -4,7 +4,9 @@
 #      delivery throughput and latency (webhook-worker's example webhook-bench);
 #   2. knowledge: embedding throughput (chatpad-embed-bench), chunking throughput
 #      (chatpad-chunk-bench), retrieval quality on aws-docs-qa (chatpad-retrieval-bench) and
-#      agent-filtered vector search at scale (chatpad-vector-bench).
+#      agent-filtered vector search at scale (chatpad-vector-bench);
+#   3. chat: widget-chat server overhead (100k chunks) and time to first streamed byte
+#      (examples/chat-bench), get-widget-config requests/s (examples/config-bench).
 # BENCH_VECTOR_ARGS sizes the vector benchmark (default: 1,000 agents x 1,000 chunks plus one
 # agent with 100,000, not yet measured here; "--agents 200" = 300k rows took 6.3 min on a busy
 # 2-core machine: COPY 31 s, HNSW build 176 s).
@@ -33,4 +35,11 @@ infra/with-services.sh bash -c '
   cargo run --release --quiet -p chatpad-shared --features local-embeddings,test-support --bin chatpad-retrieval-bench
   echo "== agent-filtered vector search at scale"
   cargo run --release --quiet -p chatpad-shared --features local-embeddings,test-support --bin chatpad-vector-bench -- $BENCH_VECTOR_ARGS
+'
+
+echo "== chat: widget-chat server overhead and first streamed byte; get-widget-config throughput"
+infra/with-services.sh bash -c '
+  set -e
+  cargo run --release --quiet -p widget-chat --example chat-bench -- ${BENCH_CHAT_ARGS:-}
+  cargo run --release --quiet -p get-widget-config --example config-bench
 '

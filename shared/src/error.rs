@@ -42,6 +42,10 @@ pub enum ApiError {
     /// 429: rate limited; retry after the given seconds.
     #[error("too many requests")]
     RateLimited { retry_after_secs: u64 },
+    /// 502: a service we depend on (the model provider) failed; the message is for the
+    /// visitor, the cause is logged.
+    #[error("{message}")]
+    Upstream { code: &'static str, message: String },
     /// 501: this endpoint's capability is not built yet.
     #[error("{0}")]
     NotImplemented(String),
@@ -106,6 +110,7 @@ impl ApiError {
             ApiError::Validation { .. } => 422,
             ApiError::RateLimited { .. } => 429,
             ApiError::NotImplemented(_) => 501,
+            ApiError::Upstream { .. } => 502,
             ApiError::Internal(_) => 500,
         }
     }
@@ -117,7 +122,8 @@ impl ApiError {
             | ApiError::Unauthorized { code, .. }
             | ApiError::Forbidden { code, .. }
             | ApiError::NotFound { code, .. }
-            | ApiError::Conflict { code, .. } => code,
+            | ApiError::Conflict { code, .. }
+            | ApiError::Upstream { code, .. } => code,
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::PlanLimit { .. } => "plan_limit_exceeded",

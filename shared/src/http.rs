@@ -145,3 +145,59 @@ pub fn not_implemented(endpoint: &str, capability: &str) -> ApiError {
         "{endpoint} is not available yet: {capability} is still being built"
     ))
 }
+
+/// The `Origin` header of a browser request.
+pub fn origin(req: &Request) -> Option<&str> {
+    req.headers()
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+}
+
+/// Lets the page at `origin` read the response (CORS). Only for origins the agent allows: a
+/// refused page gets no CORS headers, so its browser hides the answer from it.
+pub fn allow_origin(headers: &mut lambda_http::http::HeaderMap, origin: &str) {
+    if let Ok(value) = HeaderValue::from_str(origin) {
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
+        headers.insert(header::VARY, HeaderValue::from_static("Origin"));
+        headers.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static("etag, retry-after, x-request-id"),
+        );
+    }
+}
+
+/// The response of a public widget endpoint: errors mapped as [`respond`] does, and the page
+/// at `origin` allowed to read it (CORS) unless the agent refused that page.
+pub fn widget_respond(
+    request_id: &str,
+    origin: Option<&str>,
+    result: ApiResult<Response<Body>>,
+) -> Response<Body> {
+    let readable = !matches!(&result, Err(err) if err.code() == crate::chat::ORIGIN_NOT_ALLOWED);
+    let mut response = respond(request_id, result);
+    if let Some(origin) = origin.filter(|_| readable) {
+        allow_origin(response.headers_mut(), origin);
+    }
+    response
+}
+
+/// The answer to a CORS preflight. A preflight carries no body, so it cannot name the agent:
+/// it is granted to any page, and the request itself is then checked against the agent's
+/// allowed domains.
+pub fn preflight(origin: Option<&str>) -> Response<Body> {
+    let mut response = Response::builder()
+        .status(StatusCode::NO_CONTENT)
+        .header(header::ACCESS_CONTROL_ALLOW_METHODS, "GET, POST, OPTIONS")
+        .header(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            "authorization, content-type, accept, if-none-match, x-request-id",
+        )
+        .header(header::ACCESS_CONTROL_MAX_AGE, "600")
+        .body(Body::Empty)
+        .expect("static headers are valid");
+    if let Some(origin) = origin {
+        allow_origin(response.headers_mut(), origin);
+    }
+    response
+}

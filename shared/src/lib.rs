@@ -6,6 +6,9 @@
 //! - [`http`]: request parsing and JSON responses for `lambda_http` handlers.
 //! - [`agents`]: agents (chatbots), their help-center articles and the model catalogue.
 //! - [`knowledge`]: knowledge sources, extraction, chunking and retrieval.
+//! - [`chat`]: a visitor's question in, a grounded answer out (retrieval, prompt, model or
+//!   extractive answer, knowledge gaps).
+//! - [`llm`]: chat-model providers — OpenAI-compatible and Anthropic, both streamed.
 //! - [`embeddings`]: text embeddings — all-MiniLM-L6-v2 in-process (feature `local-embeddings`,
 //!   the `chatpad-minilm` crate), or an OpenAI-compatible API.
 //! - [`team`]: sharing an account with team members in roles.
@@ -23,6 +26,7 @@
 //! - [`outbox`]: relays jobs and events written with a change (transactional outbox) to SQS.
 //! - [`sqs`]: the batch runner every SQS worker uses (partial batch failures).
 //! - [`webhooks`]: customers' webhook endpoints, the events emitted to them, signed delivery.
+//! - [`vendor_api`]: endpoint, retry and error-message helpers shared by the model clients.
 //! - [`telemetry`]: tracing setup (JSON logs in Lambda).
 //! - `testing` (feature `test-support`): a fresh database per test, connected as the app role.
 
@@ -30,6 +34,7 @@ pub mod agents;
 pub mod auth;
 pub mod aws;
 pub mod billing;
+pub mod chat;
 pub mod config;
 pub mod crypto;
 pub mod db;
@@ -38,6 +43,7 @@ pub mod error;
 pub mod http;
 pub mod knowledge;
 pub mod leads;
+pub mod llm;
 pub mod net;
 pub mod outbox;
 pub mod pagination;
@@ -47,6 +53,7 @@ pub mod team;
 pub mod telemetry;
 #[cfg(feature = "test-support")]
 pub mod testing;
+pub mod vendor_api;
 pub mod webhooks;
 
 pub use error::{ApiError, ApiResult};

@@ -281,3 +281,66 @@ async fn a_large_agent_takes_the_approximate_path_in_hybrid_mode_too() {
     assert!(hits[0].content.starts_with("Payment failures"), "{hits:#?}");
     assert!(hits[1].content.starts_with("Refunds"), "{hits:#?}");
 }
+
+#[tokio::test]
+async fn on_a_large_agent_the_bounded_full_text_ranking_still_prefers_the_rare_word() {
+    let test = TestDb::new().await;
+    // As `full_text_ranking_prefers_the_rare_word`, but past the exact-search size, where
+    // document frequencies are capped and candidates come from the rarest words first.
+    let (owner, agent, _) = seed(
+        &test,
+        &[
+            ("The plan includes a plan overview for every plan.", 10),
+            ("Each plan has limits; see your plan.", 11),
+            ("Upgrades are prorated to the day.", 12),
+            ("Your plan renews monthly.", 13),
+        ],
+    )
+    .await;
+    let mut client = test.db.client().await.unwrap();
+    let tx = chatpad::db::begin_as(&mut client, &Caller::User { user_id: owner })
+        .await
+        .unwrap();
+    tx.execute(
+        "SELECT set_config('chatpad.exact_search_max_chunks', '2', true)",
+        &[],
+    )
+    .await
+    .unwrap();
+    let ranked: Vec<String> = tx
+        .query(
+            "SELECT c.content FROM search_knowledge_text($1, 'Is my plan upgrade prorated?', 4) t
+             JOIN knowledge_chunks c ON c.id = t.id ORDER BY t.rank_score DESC",
+            &[&agent],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(
+        ranked[0], "Upgrades are prorated to the day.",
+        "{ranked:#?}"
+    );
+    assert_eq!(
+        ranked.len(),
+        4,
+        "every chunk with a question word is a candidate here"
+    );
+    tx.rollback().await.unwrap();
+
+    // The function reads as its owner (for the full-text index) but checks the caller first:
+    // another account learns not even chunk ids or scores.
+    let stranger = test.user(None).await;
+    let tx = chatpad::db::begin_as(&mut client, &Caller::User { user_id: stranger })
+        .await
+        .unwrap();
+    let leaked = tx
+        .query(
+            "SELECT id FROM search_knowledge_text($1, 'plan upgrade prorated', 4)",
+            &[&agent],
+        )
+        .await
+        .unwrap();
+    assert!(leaked.is_empty());
+}

@@ -21,21 +21,7 @@ use uuid::Uuid;
 
 /// One embedder for the whole test binary: loading the model takes a moment.
 async fn embedder() -> Embedder {
-    static EMBEDDER: tokio::sync::OnceCell<Embedder> = tokio::sync::OnceCell::const_new();
-    EMBEDDER
-        .get_or_init(|| async {
-            // SAFETY: set before any thread reads it; every test sets the same value.
-            unsafe {
-                std::env::set_var(
-                    "EMBEDDING_MODEL_DIR",
-                    env_var("EMBEDDING_MODEL_DIR").expect("EMBEDDING_MODEL_DIR (make services)"),
-                );
-                std::env::remove_var("EMBEDDINGS_BASE_URL");
-            }
-            Embedder::from_env().expect("the local model loads")
-        })
-        .await
-        .clone()
+    chatpad::testing::local_embedder().await
 }
 
 /// The ingest worker as deployed, with a queue of this test's own: the relay sends jobs there

@@ -4,13 +4,16 @@
 //! The lead.created (and conversation.created) webhooks are emitted by the database with the
 //! rows and relayed right after the commit.
 
+use chatpad::agents::widget;
 use chatpad::auth::Caller;
+use chatpad::chat::ORIGIN_NOT_ALLOWED;
 use chatpad::leads::{self, LeadSubmission};
 use chatpad::outbox::Relay;
 use chatpad::ratelimit::{Limit, RateLimiter};
 use chatpad::{ApiError, ApiResult, Deps, agents, db, http};
-use lambda_http::http::{Method, StatusCode, header};
+use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
+use tracing::Instrument;
 
 /// Largest request body: a form of at most 20 fields.
 pub const BODY_LIMIT: usize = 32 * 1024;
@@ -42,15 +45,20 @@ impl LeadDeps {
     }
 }
 
-/// Handles one request.
+/// Handles one request (and CORS preflights); never fails (errors become JSON responses).
 pub async fn handle(deps: &LeadDeps, req: Request) -> Response<Body> {
     let request_id = http::request_id(&req);
-    let span = tracing::info_span!("create_widget_lead", request_id);
-    let _enter = span.enter();
-    http::respond(&request_id, run(deps, &req).await)
+    let origin = http::origin(&req);
+    if req.method() == Method::OPTIONS {
+        return http::respond(&request_id, Ok(http::preflight(origin)));
+    }
+    let result = run(deps, &req, origin)
+        .instrument(tracing::info_span!("create_widget_lead", request_id))
+        .await;
+    http::widget_respond(&request_id, origin, result)
 }
 
-async fn run(deps: &LeadDeps, req: &Request) -> ApiResult<Response<Body>> {
+async fn run(deps: &LeadDeps, req: &Request, origin: Option<&str>) -> ApiResult<Response<Body>> {
     http::require_method(req, Method::POST)?;
     let submission: LeadSubmission = http::parse_json(req, BODY_LIMIT)?;
     submission.check()?;
@@ -76,13 +84,13 @@ async fn run(deps: &LeadDeps, req: &Request) -> ApiResult<Response<Body>> {
     let tx = db::begin_as(&mut client, &visitor).await?;
     // Unknown and disabled agents look the same: 404.
     let agent = agents::get(&tx, agent_id).await?;
-    let origin = req
-        .headers()
-        .get(header::ORIGIN)
-        .and_then(|v| v.to_str().ok());
-    if !agent.allows_origin(origin) {
+    // Browser pages must be on the agent's allowed domains, as for the chat; a server posting
+    // without an Origin is no page.
+    if let Some(origin) = origin
+        && !widget::origin_allowed(&agent.allowed_domains, origin)
+    {
         return Err(ApiError::forbidden(
-            "origin_not_allowed",
+            ORIGIN_NOT_ALLOWED,
             "this site is not one of the agent's allowed domains",
         ));
     }

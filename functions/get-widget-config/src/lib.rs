@@ -1,18 +1,96 @@
-//! POST: what the widget needs to render an agent (appearance, greeting, lead form, flags).
+//! GET `?agentId=…` or POST `{"agentId": "…"}`: the public configuration the widget renders
+//! an agent with. One query, no transaction, no model; an `ETag` (a hash of the body) answers
+//! `If-None-Match` with 304, and GET responses may be cached for a minute.
 //!
-//! Not built yet: answers 501 with the JSON error shape until the widget configuration endpoint lands.
+//! Browser calls (with an `Origin`) from pages outside the agent's allowed domains get 403
+//! and no CORS headers; allowed pages get their origin echoed.
+//!
+//! Not rate-limited per caller: a DynamoDB round trip would cost more than the answer, which
+//! is public and cacheable. The function's reserved concurrency (template.yaml) bounds abuse.
 
-use chatpad::http;
-use lambda_http::{Body, Request, Response};
+use chatpad::agents::widget;
+use chatpad::chat::{ORIGIN_NOT_ALLOWED, agent_not_found};
+use chatpad::{ApiError, ApiResult, Deps, http};
+use lambda_http::http::header;
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
 
-/// Handles one request.
-pub async fn handle(req: Request) -> Response<Body> {
+/// The only field is an id.
+const BODY_LIMIT: usize = 1024;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ConfigRequest {
+    agent_id: Uuid,
+}
+
+/// Handles one request; never fails (errors become JSON error responses).
+pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
     let request_id = http::request_id(&req);
-    http::respond(
-        &request_id,
-        Err(http::not_implemented(
-            "get-widget-config",
-            "the widget configuration endpoint",
-        )),
-    )
+    let origin = http::origin(&req);
+    if req.method() == Method::OPTIONS {
+        return http::respond(&request_id, Ok(http::preflight(origin)));
+    }
+    http::widget_respond(&request_id, origin, config(deps, &req, origin).await)
+}
+
+async fn config(deps: &Deps, req: &Request, origin: Option<&str>) -> ApiResult<Response<Body>> {
+    let agent_id = match *req.method() {
+        Method::GET => {
+            let params = req.query_string_parameters_ref();
+            let id = params.and_then(|p| p.first("agentId")).ok_or_else(|| {
+                ApiError::invalid_field("agentId", "pass the agent's id as ?agentId=")
+            })?;
+            id.parse::<Uuid>()
+                .map_err(|_| ApiError::invalid_field("agentId", "must be a UUID"))?
+        }
+        Method::POST => http::parse_json::<ConfigRequest>(req, BODY_LIMIT)?.agent_id,
+        _ => return Err(ApiError::MethodNotAllowed),
+    };
+
+    let client = deps.db.client().await?;
+    let config = widget::load(&client, agent_id)
+        .await?
+        .ok_or_else(agent_not_found)?;
+    if let Some(origin) = origin
+        && !widget::origin_allowed(&config.allowed_domains, origin)
+    {
+        return Err(ApiError::forbidden(
+            ORIGIN_NOT_ALLOWED,
+            "this agent cannot be used from this web site (not in its allowed domains)",
+        ));
+    }
+
+    let body = serde_json::to_vec(&config).map_err(|err| ApiError::Internal(err.into()))?;
+    let digest = Sha256::digest(&body);
+    let etag = format!("\"{}\"", hex(&digest[..16]));
+    let cache = if req.method() == Method::GET {
+        "public, max-age=60, stale-while-revalidate=300"
+    } else {
+        "no-cache"
+    };
+    let not_modified = req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|tags| tags.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    let builder = Response::builder()
+        .header(header::ETAG, &etag)
+        .header(header::CACHE_CONTROL, cache);
+    Ok(if not_modified {
+        builder.status(StatusCode::NOT_MODIFIED).body(Body::Empty)
+    } else {
+        builder
+            .status(StatusCode::OK)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body))
+    }
+    .expect("valid headers"))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

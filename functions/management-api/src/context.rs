@@ -192,15 +192,9 @@ async fn authenticate(
                     "the API key is invalid, revoked or expired",
                 )),
                 Ok(key) => {
-                    let api_access: bool = tx
-                        .query_one("SELECT api_access FROM account_plan($1)", &[&key.owner_id])
-                        .await?
-                        .get(0);
-                    if !api_access {
-                        return Ok(Err(ApiError::PlanLimit {
-                        message: "API access is not included in this account's plan; the advanced plan includes it".into(),
-                        details: serde_json::json!({ "limit": "api_access", "upgrade_to": "advanced" }),
-                    }));
+                    match api_keys::require_api_access(tx, key.owner_id).await {
+                        Err(refusal @ ApiError::PlanLimit { .. }) => return Ok(Err(refusal)),
+                        other => other?,
                     }
                     Ok(Session {
                         caller: key.caller(),

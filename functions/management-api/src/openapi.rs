@@ -9,6 +9,7 @@ use chatpad::agents::{
 use chatpad::auth::key_management::{ApiKeyInfo, CreatedApiKey, NewApiKey};
 use chatpad::auth::security_log::SecurityLogEntry;
 use chatpad::billing::{Features, Limits, Plan, SubscriptionSummary, UsageSummary};
+use chatpad::chat::gaps::KnowledgeGap;
 use chatpad::knowledge::files::{UploadRequest, UploadTicket};
 use chatpad::knowledge::sources::{ChunkView, NewSource, Progress, QaPair, Source, SourceChanges};
 use chatpad::team::{Invitation, Role, RoleChange, TeamMember};
@@ -23,7 +24,8 @@ use chatpad::webhooks::endpoints::{NewWebhook, SecretRotation, Webhook, WebhookC
 use chatpad::webhooks::events::EventType;
 
 use crate::routes::{
-    agents, api_keys, help_articles, knowledge, leads, meta, security_logs, team, webhooks,
+    agents, api_keys, help_articles, knowledge, knowledge_gaps, leads, meta, security_logs, team,
+    webhooks,
 };
 
 /// The error body of every 4xx/5xx response.
@@ -63,6 +65,7 @@ Signed-in users act in their own account unless `X-Account-Id` names another acc
         webhooks::list_webhooks, webhooks::create_webhook, webhooks::get_webhook, webhooks::update_webhook,
         webhooks::delete_webhook, webhooks::rotate_webhook_secret, webhooks::list_webhook_deliveries,
         webhooks::get_webhook_delivery, webhooks::replay_webhook_delivery,
+        knowledge_gaps::list_knowledge_gaps, knowledge_gaps::update_knowledge_gap,
     ),
     components(schemas(
         ErrorResponse, ErrorDetail, Agent, AgentFields, AgentStatus, Appearance, DarkMode, LauncherIcon,
@@ -71,6 +74,7 @@ Signed-in users act in their own account unless `X-Account-Id` names another acc
         Features, SubscriptionSummary, UsageSummary, meta::Me, meta::AccountMembership,
         Source, Progress, NewSource, QaPair, SourceChanges, ChunkView, UploadRequest, UploadTicket,
         Lead, LeadChanges, Webhook, NewWebhook, WebhookChanges, SecretRotation, EventType, Delivery, DeliveryDetail, Attempt,
+        KnowledgeGap, knowledge_gaps::GapChange,
     )),
     modifiers(&CommonResponses),
 )]

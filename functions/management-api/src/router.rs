@@ -52,6 +52,8 @@ pub enum Route {
     ListWebhookDeliveries,
     GetWebhookDelivery,
     ReplayWebhookDelivery,
+    ListKnowledgeGaps,
+    UpdateKnowledgeGap,
 }
 
 /// (method, path template, route). `{name}` segments are UUIDs.
@@ -183,6 +185,16 @@ pub const ROUTES: &[(Method, &str, Route)] = &[
         Method::POST,
         "/v1/webhook-deliveries/{deliveryId}/replay",
         Route::ReplayWebhookDelivery,
+    ),
+    (
+        Method::GET,
+        "/v1/agents/{agentId}/knowledge-gaps",
+        Route::ListKnowledgeGaps,
+    ),
+    (
+        Method::PATCH,
+        "/v1/knowledge-gaps/{gapId}",
+        Route::UpdateKnowledgeGap,
     ),
 ];
 

@@ -3,7 +3,7 @@
 
 use chatpad::Deps;
 use chatpad::auth::api_keys;
-use chatpad::ratelimit::{Limit, RateLimiter};
+use chatpad::ratelimit::Limit;
 use chatpad::testing::TestDb;
 use lambda_http::{Body, Request};
 use secrecy::ExposeSecret;
@@ -17,15 +17,6 @@ struct Fixture {
     owner: Uuid,
 }
 
-/// The real rate-limit table in the local stack (moto), as the function uses it.
-async fn limiter() -> RateLimiter {
-    let config = chatpad::testing::aws_config().await;
-    RateLimiter::new(
-        chatpad::aws::dynamodb_client(&config),
-        chatpad::testing::env_var("RATE_LIMIT_TABLE").unwrap(),
-    )
-}
-
 async fn fixture() -> Fixture {
     let test = TestDb::new().await;
     // Each fixture its own limit name, so parallel tests do not share counters.
@@ -33,7 +24,7 @@ async fn fixture() -> Fixture {
         Box::leak(format!("validate-test-{}", Uuid::new_v4()).into_boxed_str());
     let deps = ValidateDeps {
         deps: Deps::new(test.config()).unwrap(),
-        limiter: limiter().await,
+        limiter: chatpad::testing::rate_limiter().await,
         per_ip: Limit {
             name,
             max: 20,

@@ -1,18 +1,385 @@
-//! POST: a visitor's message in, the agent's grounded answer out (SSE or JSON).
+//! POST: a visitor's message in, the agent's grounded answer out — streamed as Server-Sent
+//! Events (`Accept: text/event-stream` or `"stream": true`) or as one JSON object.
 //!
-//! Not built yet: answers 501 with the JSON error shape until RAG chat with streaming lands.
+//! Body: `{"agentId", "visitorId", "message", "conversationId"?, "stream"?}`.
+//!
+//! Public for the widget (the page's `Origin` must be one of the agent's allowed domains), or
+//! for servers with `Authorization: Bearer <API key>`: the key needs the `chat:write` scope,
+//! a plan with API access and an agent of its own account; it is rate-limited per key instead
+//! of per IP and counted as an API call.
+//!
+//! Stream events: `start` (conversation and stored question ids) as soon as the question is
+//! stored and its knowledge retrieved, `delta` (`{"text"}`) for each piece of the answer,
+//! then `done` (the same object as the JSON mode's response: reply, citations, usage) or
+//! `error` (`{"code", "message"}`) when the model fails mid-answer.
 
-use chatpad::http;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use chatpad::auth::Caller;
+use chatpad::auth::api_keys::{self, RequestOrigin};
+use chatpad::chat::{Chat, ChatLimits, Outcome, Question, Reply, agent_not_found};
+use chatpad::embeddings::Embedder;
+use chatpad::llm::{Providers, sse};
+use chatpad::ratelimit::{Limit, RateLimiter};
+use chatpad::{ApiError, ApiResult, Deps, db, http};
+use futures::StreamExt;
+use http_body::Frame;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use lambda_http::http::header::{self, HeaderValue};
+use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
-/// Handles one request.
-pub async fn handle(req: Request) -> Response<Body> {
+/// A question is at most a few thousand characters; the body a little more.
+const BODY_LIMIT: usize = 32 * 1024;
+
+/// The response body: a whole JSON document or an event stream.
+pub type ChatBody = UnsyncBoxBody<Bytes, Infallible>;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ChatRequest {
+    agent_id: Uuid,
+    visitor_id: String,
+    #[serde(default)]
+    conversation_id: Option<Uuid>,
+    message: String,
+    #[serde(default)]
+    stream: bool,
+}
+
+/// The JSON response, and the `done` event of a stream.
+#[derive(Serialize)]
+#[serde(
+    tag = "status",
+    rename_all = "snake_case",
+    rename_all_fields = "camelCase"
+)]
+enum ChatResponse {
+    /// The agent answered (from its model, by quoting its knowledge, or with its fallback).
+    Answered {
+        conversation_id: Uuid,
+        conversation_created: bool,
+        user_message_id: Uuid,
+        #[serde(flatten)]
+        reply: Reply,
+    },
+    /// A person has the conversation: the message is stored, their reply comes live.
+    HumanTakeover {
+        conversation_id: Uuid,
+        conversation_created: bool,
+        user_message_id: Uuid,
+    },
+    /// The account cannot take new conversations (plan limit); nothing was stored.
+    Unavailable { text: String },
+}
+
+/// Requests per minute allowed to one IP, one visitor and one agent.
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimits {
+    pub per_ip: Limit,
+    pub per_visitor: Limit,
+    pub per_agent: Limit,
+}
+
+impl RateLimits {
+    /// `CHAT_RATE_LIMIT_PER_IP` (default 30 a minute), `CHAT_RATE_LIMIT_PER_VISITOR` (20),
+    /// `CHAT_RATE_LIMIT_PER_AGENT` (600).
+    pub fn from_env() -> anyhow::Result<Self> {
+        let per_minute = |name: &str, default: u32| -> anyhow::Result<u32> {
+            match std::env::var(name) {
+                Ok(text) if !text.trim().is_empty() => text
+                    .trim()
+                    .parse()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .ok_or_else(|| anyhow::anyhow!("{name} must be a positive integer")),
+                _ => Ok(default),
+            }
+        };
+        Ok(RateLimits {
+            per_ip: Limit::per_minute("chat-ip", per_minute("CHAT_RATE_LIMIT_PER_IP", 30)?),
+            per_visitor: Limit::per_minute(
+                "chat-visitor",
+                per_minute("CHAT_RATE_LIMIT_PER_VISITOR", 20)?,
+            ),
+            per_agent: Limit::per_minute(
+                "chat-agent",
+                per_minute("CHAT_RATE_LIMIT_PER_AGENT", 600)?,
+            ),
+        })
+    }
+}
+
+/// What the function holds for its life.
+pub struct WidgetChatDeps {
+    pub chat: Chat,
+    /// Mixed into API key hashes (`API_KEY_PEPPER`).
+    pub api_key_pepper: SecretString,
+    pub limiter: RateLimiter,
+    pub limits: RateLimits,
+}
+
+impl WidgetChatDeps {
+    /// Reads the configuration from the environment and loads the embedding model.
+    pub async fn from_env() -> anyhow::Result<Self> {
+        let deps = Deps::from_env()?;
+        Ok(WidgetChatDeps {
+            api_key_pepper: deps.config.api_key_pepper,
+            chat: Chat {
+                db: deps.db,
+                embedder: Embedder::from_env()?,
+                providers: Providers::from_env()?,
+                limits: ChatLimits::from_env()?,
+            },
+            limiter: RateLimiter::from_env().await?,
+            limits: RateLimits::from_env()?,
+        })
+    }
+}
+
+/// Handles one request; never fails (errors become JSON error responses).
+pub async fn handle(deps: Arc<WidgetChatDeps>, req: Request) -> Response<ChatBody> {
     let request_id = http::request_id(&req);
-    http::respond(
-        &request_id,
-        Err(http::not_implemented(
-            "widget-chat",
-            "RAG chat with streaming",
+    let origin = http::origin(&req).map(str::to_owned);
+    let (mut response, readable) = if req.method() == Method::OPTIONS {
+        (full(http::preflight(origin.as_deref())), true)
+    } else {
+        match chat(&deps, &req, origin.as_deref(), &request_id).await {
+            Ok(response) => (response, true),
+            // No CORS headers for a refused page: its browser must not read even the error.
+            Err(err) => (
+                full(http::error_response(&request_id, &err)),
+                err.code() != chatpad::chat::ORIGIN_NOT_ALLOWED,
+            ),
+        }
+    };
+    let headers = response.headers_mut();
+    if let Some(origin) = origin.as_deref().filter(|_| readable) {
+        http::allow_origin(headers, origin);
+    }
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        headers.insert(http::REQUEST_ID_HEADER, value);
+    }
+    response
+}
+
+async fn chat(
+    deps: &Arc<WidgetChatDeps>,
+    req: &Request,
+    origin: Option<&str>,
+    request_id: &str,
+) -> ApiResult<Response<ChatBody>> {
+    http::require_method(req, Method::POST)?;
+    let body: ChatRequest = http::parse_json(req, BODY_LIMIT)?;
+    let streaming = body.stream
+        || req
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|accept| accept.contains("text/event-stream"));
+    let key = match http::bearer_token(req) {
+        Some(token) => Some(authenticate_key(deps, req, token, body.agent_id).await?),
+        None => None,
+    };
+    check_rate_limits(deps, req, key, &body).await?;
+
+    let question = Question {
+        agent_id: body.agent_id,
+        visitor_id: body.visitor_id,
+        conversation_id: body.conversation_id,
+        message: body.message,
+        // A server calling with its key is no web page: there is no origin to check.
+        origin: origin.filter(|_| key.is_none()).map(str::to_owned),
+    };
+    let outcome = deps.chat.start(question).await?;
+    let pending = match outcome {
+        Outcome::Unavailable { message } => {
+            return respond(streaming, ChatResponse::Unavailable { text: message });
+        }
+        Outcome::HumanTakeover {
+            conversation_id,
+            conversation_created,
+            user_message_id,
+        } => {
+            return respond(
+                streaming,
+                ChatResponse::HumanTakeover {
+                    conversation_id,
+                    conversation_created,
+                    user_message_id,
+                },
+            );
+        }
+        Outcome::Answer(pending) => pending,
+    };
+
+    let (conversation_id, conversation_created, user_message_id) = (
+        pending.conversation_id,
+        pending.conversation_created,
+        pending.user_message_id,
+    );
+    let answered = move |reply| ChatResponse::Answered {
+        conversation_id,
+        conversation_created,
+        user_message_id,
+        reply,
+    };
+    if !streaming {
+        let reply = pending.answer(&deps.chat, &mut |_| {}).await?;
+        return json_response(&answered(reply));
+    }
+
+    let (sender, receiver) = futures::channel::mpsc::unbounded::<Bytes>();
+    let send = move |name: &str, data: String| {
+        // The only failure is a receiver gone (the visitor left): nothing to do about it.
+        let _ = sender.unbounded_send(Bytes::from(sse::encode(name, &data)));
+    };
+    send(
+        "start",
+        serde_json::json!({
+            "conversationId": conversation_id,
+            "conversationCreated": conversation_created,
+            "userMessageId": user_message_id,
+        })
+        .to_string(),
+    );
+    let deps = Arc::clone(deps);
+    let request_id = request_id.to_owned();
+    tokio::spawn(async move {
+        let mut on_delta =
+            |text: &str| send("delta", serde_json::json!({ "text": text }).to_string());
+        let result = pending.answer(&deps.chat, &mut on_delta).await;
+        match result {
+            Ok(reply) => send("done", to_json(&answered(reply))),
+            Err(err) => {
+                let body = serde_json::json!({
+                    "code": err.code(),
+                    "message": err.body().message,
+                    "requestId": request_id,
+                });
+                if let ApiError::Internal(cause) = &err {
+                    tracing::error!(request_id, error = format!("{cause:#}"), "answer failed");
+                }
+                send("error", body.to_string());
+            }
+        }
+    });
+    Ok(event_stream(receiver.map(Ok)))
+}
+
+/// Checks an API key for `agent` and records its use; returns the key's id.
+async fn authenticate_key(
+    deps: &WidgetChatDeps,
+    req: &Request,
+    token: &str,
+    agent: Uuid,
+) -> ApiResult<Uuid> {
+    let origin = RequestOrigin {
+        ip: http::client_ip(req),
+        user_agent: http::user_agent(req),
+    };
+    let mut client = deps.chat.db.client().await?;
+    let tx = db::begin_as(&mut client, &Caller::Anonymous).await?;
+    let verified = api_keys::verify(&tx, &deps.api_key_pepper, token, origin).await?;
+    let checked = match &verified {
+        Ok(key) => Some((
+            api_keys::require_api_access(&tx, key.owner_id).await,
+            // Acting as the key's owner now: an agent of another account is invisible.
+            tx.query_opt("SELECT 1 FROM agents WHERE id = $1", &[&agent])
+                .await?
+                .is_some(),
         )),
-    )
+        Err(_) => None,
+    };
+    // The key's use (or rejection) is logged whatever follows.
+    tx.commit().await?;
+    let (key, (plan, owns_agent)) = match (verified, checked) {
+        (Ok(key), Some(checked)) => (key, checked),
+        _ => {
+            return Err(ApiError::unauthorized(
+                "invalid_api_key",
+                "the API key is invalid, revoked or expired",
+            ));
+        }
+    };
+    plan?;
+    if !key.allows("chat:write") {
+        return Err(ApiError::forbidden(
+            "insufficient_scope",
+            "this API key lacks the chat:write scope",
+        ));
+    }
+    if !owns_agent {
+        return Err(agent_not_found());
+    }
+    Ok(key.key_id)
+}
+
+/// Per-IP (per-key for API callers), per-visitor and per-agent limits, checked together.
+async fn check_rate_limits(
+    deps: &WidgetChatDeps,
+    req: &Request,
+    key: Option<Uuid>,
+    body: &ChatRequest,
+) -> ApiResult<()> {
+    let ip = match key {
+        Some(key) => format!("key:{key}"),
+        None => http::client_ip(req).map_or_else(|| "unknown".to_owned(), |ip| ip.to_string()),
+    };
+    let visitor = format!("{}:{}", body.agent_id, body.visitor_id);
+    let agent = body.agent_id.to_string();
+    futures::try_join!(
+        deps.limiter.check(&deps.limits.per_ip, &ip),
+        deps.limiter.check(&deps.limits.per_visitor, &visitor),
+        deps.limiter.check(&deps.limits.per_agent, &agent),
+    )?;
+    Ok(())
+}
+
+/// `response` as a JSON document or as a stream holding just the `done` event.
+fn respond(streaming: bool, response: ChatResponse) -> ApiResult<Response<ChatBody>> {
+    if streaming {
+        let event = Bytes::from(sse::encode("done", &to_json(&response)));
+        Ok(event_stream(futures::stream::iter([Ok(event)])))
+    } else {
+        json_response(&response)
+    }
+}
+
+fn to_json(response: &ChatResponse) -> String {
+    serde_json::to_string(response).unwrap_or_else(|err| {
+        tracing::error!(error = %err, "serialising a chat response");
+        "{}".into()
+    })
+}
+
+fn json_response(response: &ChatResponse) -> ApiResult<Response<ChatBody>> {
+    Ok(full(http::json(StatusCode::OK, response)?))
+}
+
+fn event_stream(
+    events: impl futures::Stream<Item = Result<Bytes, Infallible>> + Send + 'static,
+) -> Response<ChatBody> {
+    let body = StreamBody::new(events.map(|event| event.map(Frame::data)));
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "text/event-stream; charset=utf-8")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .header("x-accel-buffering", "no")
+        .body(BodyExt::boxed_unsync(body))
+        .expect("static headers are valid")
+}
+
+/// A whole (non-streamed) response in the stream-capable body type.
+fn full(response: Response<Body>) -> Response<ChatBody> {
+    response.map(|body| {
+        let bytes = Bytes::copy_from_slice(body.as_ref());
+        BodyExt::boxed_unsync(Full::new(bytes))
+    })
 }

@@ -144,6 +144,25 @@ pub struct RequestOrigin<'a> {
     pub user_agent: Option<&'a str>,
 }
 
+/// Fails with `plan_limit_exceeded` unless `owner`'s plan includes API access (Advanced and
+/// Pro): keys of an account that downgraded stop working until it upgrades again.
+pub async fn require_api_access(tx: &impl db::GenericClient, owner: Uuid) -> ApiResult<()> {
+    let api_access: bool = tx
+        .query_one("SELECT api_access FROM account_plan($1)", &[&owner])
+        .await?
+        .get(0);
+    if api_access {
+        Ok(())
+    } else {
+        Err(crate::ApiError::PlanLimit {
+            message: "API access is not included in this account's plan; the advanced plan \
+                      includes it"
+                .into(),
+            details: serde_json::json!({ "limit": "api_access", "upgrade_to": "advanced" }),
+        })
+    }
+}
+
 /// Verifies `candidate` inside `tx` (begun as [`Caller::Anonymous`]) and records the outcome:
 /// a valid key's use (last used, security log, one API call of usage) or the rejection.
 /// On success `tx` acts as the key's owner from then on. Commit `tx` in both cases.

@@ -32,15 +32,13 @@
 //! `--sweep` also measures the ANN query of the big agent at several `hnsw.ef_search` values
 //! and candidate counts.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
 use chatpad::auth::Caller;
 use chatpad::embeddings::LocalMiniLm;
-use chatpad::knowledge::chunk::{ChunkSettings, chunk};
 use chatpad::knowledge::search::{RetrievalMode, search};
-use chatpad::knowledge::{Extracted, Part};
 use chatpad::testing::TestDb;
 use pgvector::Vector;
 use rand::rngs::StdRng;
@@ -51,6 +49,8 @@ use uuid::Uuid;
 
 #[path = "bench_common/embed_cache.rs"]
 mod embed_cache;
+#[path = "bench_common/evalset.rs"]
+mod evalset;
 
 const MODEL: &str = "local/all-MiniLM-L6-v2";
 const DIMS: usize = 384;
@@ -127,37 +127,6 @@ fn args() -> anyhow::Result<Args> {
         }
     }
     Ok(a)
-}
-
-/// The aws-docs-qa pages' chunks at the default settings, and the questions.
-fn evalset_texts(evalset: &Path) -> anyhow::Result<(Vec<String>, Vec<String>)> {
-    let corpus = std::fs::read_to_string(evalset.join("corpus.jsonl"))
-        .with_context(|| format!("reading {}/corpus.jsonl", evalset.display()))?;
-    let mut chunks = Vec::new();
-    for line in corpus.lines().filter(|l| !l.trim().is_empty()) {
-        let page: serde_json::Value = serde_json::from_str(line)?;
-        let doc = Extracted {
-            title: page["title"].as_str().map(str::to_owned),
-            parts: vec![Part {
-                markdown: page["text"].as_str().unwrap_or_default().to_owned(),
-                location: Default::default(),
-            }],
-        };
-        chunks.extend(
-            chunk(&doc, &ChunkSettings::default())
-                .into_iter()
-                .map(|c| c.content),
-        );
-    }
-    let questions = std::fs::read_to_string(evalset.join("questions.jsonl"))?
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            let q: serde_json::Value = serde_json::from_str(l)?;
-            Ok(q["question"].as_str().unwrap_or_default().to_owned())
-        })
-        .collect::<anyhow::Result<_>>()?;
-    Ok((chunks, questions))
 }
 
 fn gaussian(rng: &mut StdRng) -> f32 {
@@ -289,7 +258,7 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
 async fn main() -> anyhow::Result<()> {
     let args = args()?;
     let mut rng = StdRng::seed_from_u64(7);
-    let (chunk_texts, question_texts) = evalset_texts(&args.evalset)?;
+    let (chunk_texts, question_texts) = evalset::texts(&args.evalset)?;
     let dir = chatpad::testing::env_var("EMBEDDING_MODEL_DIR")
         .context("set EMBEDDING_MODEL_DIR (the local stack's .local/env has it)")?;
     let model = LocalMiniLm::load(dir)?;

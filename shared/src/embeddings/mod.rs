@@ -22,6 +22,8 @@ mod openai;
 
 use std::path::PathBuf;
 
+use crate::vendor_api::non_empty_env;
+
 #[cfg(feature = "local-embeddings")]
 pub use local::LocalMiniLm;
 pub use openai::{OpenAiConfig, OpenAiEmbeddings};
@@ -147,11 +149,6 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
     } else {
         dot / (na.sqrt() * nb.sqrt())
     }
-}
-
-/// An environment variable, treating an empty value as unset (templates often leave `VAR=`).
-fn non_empty_env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
 #[cfg(test)]

@@ -10,12 +10,12 @@
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use reqwest::header::{HeaderMap, RETRY_AFTER};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use super::{EmbedError, non_empty_env};
+use super::EmbedError;
+use crate::vendor_api::{self, non_empty_env};
 
 /// Settings of an OpenAI-compatible provider.
 #[derive(Debug, Clone)]
@@ -101,7 +101,8 @@ impl OpenAiEmbeddings {
 
     /// Builds the client; checks the base URL but does not contact the provider.
     pub fn new(config: OpenAiConfig) -> Result<Self, EmbedError> {
-        let endpoint = endpoint_url(&config.base_url)?;
+        let endpoint = vendor_api::endpoint(&config.base_url, "embeddings")
+            .map_err(|err| EmbedError::Config(format!("embeddings base URL: {err}")))?;
         if config.model.trim().is_empty() {
             return Err(EmbedError::Config(
                 "the embeddings model name is empty".into(),
@@ -182,7 +183,7 @@ impl OpenAiEmbeddings {
             }
             if !retried && (status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()) {
                 retried = true;
-                let wait = retry_after(response.headers())
+                let wait = vendor_api::retry_after(response.headers())
                     .unwrap_or(Self::DEFAULT_RETRY_WAIT)
                     .min(Self::MAX_RETRY_WAIT);
                 tracing::warn!(
@@ -196,7 +197,7 @@ impl OpenAiEmbeddings {
             let text = response.text().await.unwrap_or_default();
             return Err(EmbedError::Provider {
                 status: status.as_u16(),
-                message: provider_message(&text, status),
+                message: vendor_api::provider_message(&text, status),
             });
         }
     }
@@ -246,113 +247,9 @@ impl OpenAiEmbeddings {
     }
 }
 
-/// `{base}/v1/embeddings`, or `{base}/embeddings` when `base` already ends with `/v1`.
-fn endpoint_url(base: &str) -> Result<String, EmbedError> {
-    let base = base.trim().trim_end_matches('/');
-    let url = reqwest::Url::parse(base)
-        .map_err(|err| EmbedError::Config(format!("embeddings base URL {base:?}: {err}")))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(EmbedError::Config(format!(
-            "embeddings base URL {base:?} is not http(s)"
-        )));
-    }
-    Ok(if base.ends_with("/v1") {
-        format!("{base}/embeddings")
-    } else {
-        format!("{base}/v1/embeddings")
-    })
-}
-
-/// `Retry-After` in seconds (the HTTP-date form is rare for APIs and ignored).
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    let seconds = value.parse::<f64>().ok()?;
-    // Checked before converting: `Duration::from_secs_f64` panics on negative or huge values.
-    (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds.min(86_400.0)))
-}
-
-/// The provider's own error message: OpenAI's `{"error": {"message": …}}`, the plain
-/// `{"error": "…"}` or `{"message": …}` / `{"detail": …}` of other servers, else the start of
-/// the body, else the status's reason.
-fn provider_message(body: &str, status: StatusCode) -> String {
-    if let Ok(value) = serde_json::from_str::<Value>(body) {
-        let candidates = [
-            value.pointer("/error/message"),
-            value.get("error"),
-            value.get("message"),
-            value.get("detail"),
-        ];
-        if let Some(text) = candidates.into_iter().flatten().find_map(Value::as_str) {
-            return text.to_owned();
-        }
-    }
-    let body = body.trim();
-    if body.is_empty() {
-        status.canonical_reason().unwrap_or("no message").to_owned()
-    } else {
-        body.chars().take(500).collect()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn endpoint_rule() {
-        let url = |base| endpoint_url(base).unwrap();
-        assert_eq!(
-            url("https://api.openai.com"),
-            "https://api.openai.com/v1/embeddings"
-        );
-        assert_eq!(
-            url("https://api.openai.com/v1"),
-            "https://api.openai.com/v1/embeddings"
-        );
-        assert_eq!(
-            url("https://api.openai.com/v1/"),
-            "https://api.openai.com/v1/embeddings"
-        );
-        assert_eq!(
-            url("http://gw.local/openai"),
-            "http://gw.local/openai/v1/embeddings"
-        );
-        assert!(endpoint_url("ftp://x").is_err());
-        assert!(endpoint_url("not a url").is_err());
-    }
-
-    #[test]
-    fn retry_after_seconds() {
-        let mut headers = HeaderMap::new();
-        assert_eq!(retry_after(&headers), None);
-        headers.insert(RETRY_AFTER, "3".parse().unwrap());
-        assert_eq!(retry_after(&headers), Some(Duration::from_secs(3)));
-        headers.insert(RETRY_AFTER, "0.5".parse().unwrap());
-        assert_eq!(retry_after(&headers), Some(Duration::from_millis(500)));
-        headers.insert(
-            RETRY_AFTER,
-            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
-        );
-        assert_eq!(retry_after(&headers), None);
-        headers.insert(RETRY_AFTER, "-1".parse().unwrap());
-        assert_eq!(retry_after(&headers), None);
-    }
-
-    #[test]
-    fn provider_messages() {
-        let status = StatusCode::BAD_REQUEST;
-        assert_eq!(
-            provider_message(r#"{"error":{"message":"bad input","type":"x"}}"#, status),
-            "bad input"
-        );
-        assert_eq!(provider_message(r#"{"error":"nope"}"#, status), "nope");
-        assert_eq!(
-            provider_message(r#"{"detail":"missing"}"#, status),
-            "missing"
-        );
-        assert_eq!(provider_message("plain text", status), "plain text");
-        assert_eq!(provider_message("", status), "Bad Request");
-    }
 
     #[test]
     fn known_models() {

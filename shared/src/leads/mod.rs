@@ -197,8 +197,8 @@ pub async fn capture(
 }
 
 /// Starts a conversation of the visitor (the form was filled in before any chat) and counts it
-/// in the account's usage. The chat engine's own conversation start should replace this once it
-/// is shared.
+/// in the account's usage. The chat engine starts its conversations inline in
+/// `chatpad::chat`; both should share one function once it is factored out there.
 async fn start_conversation(
     tx: &impl GenericClient,
     agent: &Agent,
@@ -212,11 +212,11 @@ async fn start_conversation(
         )
         .await?
         .get(0);
-    tx.execute(
-        "SELECT record_usage($1, p_conversations => 1)",
-        &[&agent.account_id],
-    )
-    .await?;
+    let usage = crate::billing::Usage {
+        conversations: 1,
+        ..Default::default()
+    };
+    crate::billing::record_usage(tx, agent.account_id, usage).await?;
     Ok(id)
 }
 

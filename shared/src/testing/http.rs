@@ -63,6 +63,21 @@ pub enum Reply {
     },
     /// Keep the connection open and never answer (for timeouts).
     Hang,
+    /// A streamed response (no `Content-Length`; the body ends when the connection closes):
+    /// each part is written as it comes, a [`Part::Wait`] holds the rest back until notified.
+    Stream {
+        status: u16,
+        headers: Vec<(&'static str, String)>,
+        parts: Vec<Part>,
+    },
+}
+
+/// A piece of a [`Reply::Stream`].
+pub enum Part {
+    /// Bytes written (and flushed) at once.
+    Bytes(Vec<u8>),
+    /// Waits until the test calls `notify_one` / `notify_waiters` on it.
+    Wait(Arc<tokio::sync::Notify>),
 }
 
 /// A response with a status, a `Content-Type` and a body.
@@ -195,6 +210,28 @@ where
 
     match handler(&seen, addr) {
         Reply::Hang => tokio::time::sleep(Duration::from_secs(3600)).await,
+        Reply::Stream {
+            status,
+            headers,
+            parts,
+        } => {
+            let mut out = format!("HTTP/1.1 {status} X\r\nConnection: close\r\n");
+            for (name, value) in headers {
+                out.push_str(&format!("{name}: {value}\r\n"));
+            }
+            out.push_str("\r\n");
+            stream.write_all(out.as_bytes()).await?;
+            for part in parts {
+                match part {
+                    Part::Bytes(bytes) => {
+                        stream.write_all(&bytes).await?;
+                        stream.flush().await?;
+                    }
+                    Part::Wait(notify) => notify.notified().await,
+                }
+            }
+            let _ = stream.shutdown().await;
+        }
         Reply::Respond {
             status,
             headers,

@@ -164,6 +164,88 @@ impl Drop for TestDb {
     }
 }
 
+/// One knowledge source to seed: its type (`url`, `pdf`, ...), title, URL or file name, and
+/// its chunks with their locations.
+pub struct SeedSource<'a> {
+    pub kind: &'a str,
+    pub title: &'a str,
+    pub source: &'a str,
+    pub chunks: &'a [(&'a str, serde_json::Value)],
+}
+
+impl TestDb {
+    /// Adds ready knowledge to `agent` as the superuser, each chunk embedded for real by
+    /// `embedder` (what the ingest worker would have stored). Returns the sources' ids.
+    pub async fn knowledge(
+        &self,
+        agent: Uuid,
+        embedder: &crate::embeddings::Embedder,
+        sources: &[SeedSource<'_>],
+    ) -> Vec<Uuid> {
+        let su = self.superuser().await;
+        let mut ids = Vec::new();
+        for seed in sources {
+            let id: Uuid = su
+                .query_one(
+                    "INSERT INTO knowledge_sources (agent_id, type, title, source, status, chunk_count)
+                     VALUES ($1, $2, $3, $4, 'ready', $5) RETURNING id",
+                    &[&agent, &seed.kind, &seed.title, &seed.source, &(seed.chunks.len() as i32)],
+                )
+                .await
+                .expect("inserting a knowledge source")
+                .get(0);
+            let texts: Vec<String> = seed.chunks.iter().map(|(t, _)| t.to_string()).collect();
+            let vectors = embedder.embed(&texts).await.expect("embedding the chunks");
+            for (position, ((content, location), vector)) in
+                seed.chunks.iter().zip(vectors).enumerate()
+            {
+                su.execute(
+                    "INSERT INTO knowledge_chunks (source_id, position, content, location,
+                                                   embedding_model, embedding)
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                    &[
+                        &id,
+                        &(position as i32),
+                        content,
+                        location,
+                        &embedder.model_id(),
+                        &pgvector::Vector::from(vector),
+                    ],
+                )
+                .await
+                .expect("inserting a chunk");
+            }
+            ids.push(id);
+        }
+        ids
+    }
+}
+
+/// all-MiniLM-L6-v2 from `EMBEDDING_MODEL_DIR`, loaded once per test binary.
+#[cfg(feature = "local-embeddings")]
+pub async fn local_embedder() -> crate::embeddings::Embedder {
+    static EMBEDDER: tokio::sync::OnceCell<crate::embeddings::Embedder> =
+        tokio::sync::OnceCell::const_new();
+    EMBEDDER
+        .get_or_init(|| async {
+            let dir = must("EMBEDDING_MODEL_DIR");
+            crate::embeddings::Embedder::Local(
+                crate::embeddings::LocalMiniLm::load(dir).expect("the local model loads"),
+            )
+        })
+        .await
+        .clone()
+}
+
+/// The rate-limit table of the local stack (moto), as the functions use it.
+pub async fn rate_limiter() -> crate::ratelimit::RateLimiter {
+    let config = aws_config().await;
+    crate::ratelimit::RateLimiter::new(
+        crate::aws::dynamodb_client(&config),
+        must("RATE_LIMIT_TABLE"),
+    )
+}
+
 /// AWS SDK configuration for the local stack (moto), taking the settings from `.local/env` when
 /// the process environment lacks them.
 pub async fn aws_config() -> aws_config::SdkConfig {

@@ -4,6 +4,7 @@ pub mod agents;
 pub mod api_keys;
 pub mod help_articles;
 pub mod knowledge;
+pub mod knowledge_gaps;
 pub mod leads;
 pub mod meta;
 pub mod security_logs;
@@ -63,6 +64,8 @@ pub async fn dispatch(route: Route, ctx: &Ctx<'_>) -> ApiResult<Response<Body>> 
         Route::ListWebhookDeliveries => webhooks::list_webhook_deliveries(ctx).await,
         Route::GetWebhookDelivery => webhooks::get_webhook_delivery(ctx).await,
         Route::ReplayWebhookDelivery => webhooks::replay_webhook_delivery(ctx).await,
+        Route::ListKnowledgeGaps => knowledge_gaps::list_knowledge_gaps(ctx).await,
+        Route::UpdateKnowledgeGap => knowledge_gaps::update_knowledge_gap(ctx).await,
     }
 }
 

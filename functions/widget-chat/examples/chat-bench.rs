@@ -1,0 +1,288 @@
+//! widget-chat's own cost, measured in-process (the local Lambda emulator's overhead is not
+//! counted): the handler called directly, as the Lambda runtime would, against the local
+//! stack (Postgres, DynamoDB rate limits on moto) with the in-process embedder.
+//!
+//! 1. Server overhead: everything but the model — parse, three rate limits, store the
+//!    question, embed it, retrieve, answer extractively, store the answer — for an agent with
+//!    `--chunks` chunks (100k by default), in hybrid and in vector retrieval mode.
+//! 2. Time to the first streamed byte beyond the model's own first token: a loopback server
+//!    speaking OpenAI's streaming format sends its first token the moment it gets the request,
+//!    so the time from calling the handler to the first `delta` event is all ours.
+//!
+//! The knowledge: the aws-docs-qa pages' real chunks (text and all-MiniLM-L6-v2 embeddings),
+//! repeated with Gaussian noise (σ 0.015 per dimension, renormalised) to `--chunks`; the
+//! questions are the evalset's own.
+//!
+//! ```text
+//! infra/with-services.sh cargo run --release -p widget-chat --example chat-bench -- \
+//!     [--chunks 100000] [--requests 200] [--evalset DIR] [--cache FILE]
+//! ```
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use chatpad::chat::{Chat, ChatLimits};
+use chatpad::embeddings::{Embedder, LocalMiniLm};
+use chatpad::llm::openai::OpenAiChat;
+use chatpad::llm::{Endpoint, Providers};
+use chatpad::ratelimit::Limit;
+use chatpad::testing::http::{Part, Reply, Server};
+use chatpad::testing::{TestDb, env_var, rate_limiter};
+use http_body_util::BodyExt;
+use lambda_http::{Body, Request};
+use pgvector::Vector;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::json;
+use uuid::Uuid;
+use widget_chat::{RateLimits, WidgetChatDeps};
+
+#[path = "../../../shared/src/bin/bench_common/embed_cache.rs"]
+mod embed_cache;
+#[path = "../../../shared/src/bin/bench_common/evalset.rs"]
+mod evalset;
+
+const MODEL: &str = "local/all-MiniLM-L6-v2";
+
+struct Args {
+    chunks: usize,
+    requests: usize,
+    evalset: PathBuf,
+    cache: Option<PathBuf>,
+}
+
+fn args() -> anyhow::Result<Args> {
+    let mut args = Args {
+        chunks: 100_000,
+        requests: 200,
+        evalset: PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/evalsets/aws-docs-qa"
+        )),
+        cache: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it.next().with_context(|| format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--chunks" => args.chunks = value.parse()?,
+            "--requests" => args.requests = value.parse()?,
+            "--evalset" => args.evalset = value.into(),
+            "--cache" => args.cache = Some(value.into()),
+            other => anyhow::bail!("unknown flag {other}"),
+        }
+    }
+    Ok(args)
+}
+
+fn gaussian(rng: &mut StdRng) -> f32 {
+    let u1: f32 = rng.random::<f32>().max(f32::MIN_POSITIVE);
+    let u2: f32 = rng.random();
+    (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * q).round() as usize]
+}
+
+fn summary(label: &str, mut millis: Vec<f64>) {
+    millis.sort_by(f64::total_cmp);
+    println!(
+        "{label}: n={} p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        millis.len(),
+        percentile(&millis, 0.5),
+        percentile(&millis, 0.95),
+        percentile(&millis, 0.99),
+        millis.last().copied().unwrap_or_default()
+    );
+}
+
+fn ask(agent: Uuid, visitor: usize, question: &str) -> Request {
+    lambda_http::http::Request::builder()
+        .method("POST")
+        .uri("/")
+        .header("content-type", "application/json")
+        .body(Body::from(
+            json!({ "agentId": agent, "visitorId": format!("bench-{visitor}"), "message": question })
+                .to_string(),
+        ))
+        .expect("request")
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = args()?;
+    let (chunk_texts, questions) = evalset::texts(&args.evalset)?;
+    let model = LocalMiniLm::load(
+        env_var("EMBEDDING_MODEL_DIR")
+            .context("EMBEDDING_MODEL_DIR (run under infra/with-services.sh)")?,
+    )?;
+    let anchor_refs: Vec<&str> = chunk_texts.iter().map(String::as_str).collect();
+    let anchors = embed_cache::embed(&model, &anchor_refs, args.cache.as_deref())?;
+
+    let test = TestDb::new().await;
+    let su = test.superuser().await;
+    let owner = test.user(Some("pro")).await;
+    let agent = test.agent(owner).await;
+    let source: Uuid = su
+        .query_one(
+            "INSERT INTO knowledge_sources (agent_id, type, title, source, status, chunk_count)
+             VALUES ($1, 'url', 'AWS docs', 'https://docs.aws.amazon.com/', 'ready', $2) RETURNING id",
+            &[&agent, &(args.chunks as i32)],
+        )
+        .await?
+        .get(0);
+    let started = Instant::now();
+    let mut rng = StdRng::seed_from_u64(11);
+    for batch_start in (0..args.chunks).step_by(2_000) {
+        let end = (batch_start + 2_000).min(args.chunks);
+        let positions: Vec<i32> = (batch_start as i32..end as i32).collect();
+        let contents: Vec<&str> = (batch_start..end)
+            .map(|i| chunk_texts[i % chunk_texts.len()].as_str())
+            .collect();
+        let vectors: Vec<Vector> = (batch_start..end)
+            .map(|i| {
+                let mut v: Vec<f32> = anchors[i % anchors.len()]
+                    .iter()
+                    .map(|x| x + 0.015 * gaussian(&mut rng))
+                    .collect();
+                let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+                v.iter_mut().for_each(|x| *x /= norm);
+                Vector::from(v)
+            })
+            .collect();
+        su.execute(
+            "INSERT INTO knowledge_chunks (source_id, position, content, location, embedding_model, embedding)
+             SELECT $1, p, c, '{}', $2, e FROM unnest($3::int[], $4::text[], $5::vector[]) AS t(p, c, e)",
+            &[&source, &MODEL, &positions, &contents, &vectors],
+        )
+        .await?;
+    }
+    su.batch_execute("ANALYZE knowledge_chunks").await?;
+    println!(
+        "agent with {} chunks loaded in {:.0} s ({} distinct texts)",
+        args.chunks,
+        started.elapsed().as_secs_f64(),
+        chunk_texts.len()
+    );
+
+    let limits = RateLimits {
+        per_ip: Limit::per_minute("bench-ip", 1_000_000),
+        per_visitor: Limit::per_minute("bench-visitor", 1_000_000),
+        per_agent: Limit::per_minute("bench-agent", 1_000_000),
+    };
+    let deps = |providers: Providers| async {
+        Arc::new(WidgetChatDeps {
+            api_key_pepper: "bench-pepper".to_owned().into(),
+            chat: Chat {
+                db: test.db.clone(),
+                embedder: Embedder::Local(model.clone()),
+                providers,
+                limits: ChatLimits::default(),
+            },
+            limiter: rate_limiter().await,
+            limits,
+        })
+    };
+
+    // 1. Server overhead with the extractive responder, per retrieval mode.
+    let extractive = deps(Providers::default()).await;
+    for mode in ["hybrid", "vector"] {
+        su.execute(
+            "UPDATE agents SET retrieval_mode = $2 WHERE id = $1",
+            &[&agent, &mode],
+        )
+        .await?;
+        // Warm-up: connections, caches, the model's first run.
+        for (i, q) in questions.iter().take(10).enumerate() {
+            let _ = widget_chat::handle(Arc::clone(&extractive), ask(agent, i, q)).await;
+        }
+        let mut millis = Vec::new();
+        for i in 0..args.requests {
+            let question = &questions[i % questions.len()];
+            let t0 = Instant::now();
+            let response =
+                widget_chat::handle(Arc::clone(&extractive), ask(agent, 1000 + i, question)).await;
+            let status = response.status();
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            millis.push(t0.elapsed().as_secs_f64() * 1e3);
+            anyhow::ensure!(status == 200, "status {status}: {:?}", body.to_bytes());
+        }
+        summary(
+            &format!(
+                "widget-chat server overhead, {mode} retrieval, {} chunks, extractive",
+                args.chunks
+            ),
+            millis,
+        );
+    }
+
+    // 2. First streamed byte: the fake model answers its first token at once.
+    let server = Server::start(|_, _| Reply::Stream {
+        status: 200,
+        headers: vec![("Content-Type", "text/event-stream".into())],
+        parts: vec![
+            Part::Bytes(
+                b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Sure [1].\"}}]}\n\n"
+                    .to_vec(),
+            ),
+            Part::Bytes(b"data: [DONE]\n\n".to_vec()),
+        ],
+    })
+    .await;
+    let streaming = deps(Providers {
+        openai: Some(
+            OpenAiChat::new(
+                Endpoint {
+                    url: server.url("/v1/chat/completions").to_string(),
+                    api_key: None,
+                    idle_timeout: Duration::from_secs(10),
+                    total_timeout: Duration::from_secs(30),
+                },
+                false,
+            )
+            .map_err(anyhow::Error::msg)?,
+        ),
+        anthropic: None,
+    })
+    .await;
+    su.execute(
+        "UPDATE agents SET retrieval_mode = 'hybrid' WHERE id = $1",
+        &[&agent],
+    )
+    .await?;
+    let mut millis = Vec::new();
+    for i in 0..args.requests.min(100) {
+        let question = &questions[i % questions.len()];
+        let mut req = ask(agent, 5000 + i, question);
+        req.headers_mut()
+            .insert("accept", "text/event-stream".parse()?);
+        let t0 = Instant::now();
+        let response = widget_chat::handle(Arc::clone(&streaming), req).await;
+        let mut body = response.into_body();
+        let mut seen = String::new();
+        while let Some(frame) = body.frame().await {
+            if let Ok(data) = frame.map_err(|e| anyhow::anyhow!("{e}"))?.into_data() {
+                seen.push_str(&String::from_utf8_lossy(&data));
+                if seen.contains("event: delta") {
+                    break;
+                }
+            }
+        }
+        millis.push(t0.elapsed().as_secs_f64() * 1e3);
+        anyhow::ensure!(seen.contains("event: delta"), "no delta: {seen}");
+        // Let the answer finish and be stored before the next request.
+        while body.frame().await.is_some() {}
+    }
+    summary(
+        "request to first streamed answer byte (model's first token at 0 ms)",
+        millis,
+    );
+    Ok(())
+}
