@@ -318,8 +318,15 @@ async fn on_a_large_agent_the_bounded_full_text_ranking_still_prefers_the_rare_w
         .iter()
         .map(|row| row.get(0))
         .collect();
-    assert_eq!(ranked[0], "Upgrades are prorated to the day.", "{ranked:#?}");
-    assert_eq!(ranked.len(), 4, "every chunk with a question word is a candidate here");
+    assert_eq!(
+        ranked[0], "Upgrades are prorated to the day.",
+        "{ranked:#?}"
+    );
+    assert_eq!(
+        ranked.len(),
+        4,
+        "every chunk with a question word is a candidate here"
+    );
     tx.rollback().await.unwrap();
 
     // The function reads as its owner (for the full-text index) but checks the caller first:
