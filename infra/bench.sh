@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make bench`: release builds, then the benchmarks against the local stack.
-#   1. functions: binary size, cold start, memory, latency (infra/bench.py);
+#   1. functions: binary size, cold start, memory, latency (infra/bench.py), and webhook
+#      delivery throughput and latency (webhook-worker's example webhook-bench);
 #   2. knowledge: embedding throughput (chatpad-embed-bench), chunking throughput
 #      (chatpad-chunk-bench), retrieval quality on aws-docs-qa (chatpad-retrieval-bench) and
 #      agent-filtered vector search at scale (chatpad-vector-bench);
@@ -16,6 +17,9 @@ cargo build --release --workspace --bins
 # Extraction throughput and the sandboxed reader's peak memory (no services needed).
 cargo run --release --quiet -p chatpad-shared --bin chatpad-extract-bench
 infra/with-services.sh bash -c 'cargo run --release --quiet -p chatpad-shared --bin chatpad-migrate && cargo run --release --quiet -p chatpad-shared --bin chatpad-dev-seed && .venv/bin/python infra/bench.py'
+# Webhook delivery: deliveries/s of one worker instance, event -> first attempt latency.
+echo "== webhooks"
+infra/with-services.sh cargo run --release --quiet -p webhook-worker --example webhook-bench
 
 if [[ "${BENCH_SKIP_KNOWLEDGE:-0}" == 1 ]]; then exit 0; fi
 features=(-p chatpad-shared --features local-embeddings,test-support)

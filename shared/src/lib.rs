@@ -12,6 +12,7 @@
 //! - [`embeddings`]: text embeddings — all-MiniLM-L6-v2 in-process (feature `local-embeddings`,
 //!   the `chatpad-minilm` crate), or an OpenAI-compatible API.
 //! - [`team`]: sharing an account with team members in roles.
+//! - [`leads`]: contact details captured by the widget's form; listing and CSV export.
 //! - [`pagination`]: cursors, page sizes and whitelisted sorts of every listing.
 //! - [`auth`]: who is calling — JWT verification, API keys, the claims handed to Postgres —
 //!   and the security log.
@@ -25,6 +26,7 @@
 //! - [`outbox`]: relays jobs and events written with a change (transactional outbox) to SQS.
 //! - [`sqs`]: the batch runner every SQS worker uses (partial batch failures).
 //! - [`vendor_api`]: endpoint, retry and error-message helpers shared by the model clients.
+//! - [`webhooks`]: customers' webhook endpoints, the events emitted to them, signed delivery.
 //! - [`telemetry`]: tracing setup (JSON logs in Lambda).
 //! - `testing` (feature `test-support`): a fresh database per test, connected as the app role.
 
@@ -40,6 +42,7 @@ pub mod embeddings;
 pub mod error;
 pub mod http;
 pub mod knowledge;
+pub mod leads;
 pub mod llm;
 pub mod net;
 pub mod outbox;
@@ -51,6 +54,7 @@ pub mod telemetry;
 #[cfg(feature = "test-support")]
 pub mod testing;
 pub mod vendor_api;
+pub mod webhooks;
 
 pub use error::{ApiError, ApiResult};
 

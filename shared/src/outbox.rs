@@ -6,6 +6,10 @@
 //! the row again after its lease: delivery is at least once, and every consumer is idempotent.
 //! Handlers relay right after committing (fast path); the scheduler sweeps every minute for
 //! anything a crashed process left behind.
+//!
+//! Rows may be due later (a webhook retry in 5 minutes or 10 hours): a row due within the next
+//! [`HORIZON_SECONDS`] is sent now with SQS `DelaySeconds` = the time left (SQS holds a message
+//! at most 15 minutes), later ones wait in the outbox for a later run.
 
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 
@@ -14,6 +18,8 @@ use crate::db::{self, Database};
 
 /// Rows leased per relay run (SQS takes at most 10 per batch call).
 const BATCH: i32 = 10;
+/// Rows due within this many seconds are sent now, delayed by SQS (its maximum delay).
+pub const HORIZON_SECONDS: i32 = 900;
 
 /// Sends outbox rows to their queues.
 #[derive(Debug, Clone)]
@@ -74,7 +80,10 @@ impl Relay {
         let rows = {
             let tx = db::begin_as(&mut client, &Caller::Service).await?;
             let rows = tx
-                .query("SELECT id, queue, payload FROM outbox_claim($1)", &[&BATCH])
+                .query(
+                    "SELECT id, queue, payload, delay_seconds FROM outbox_claim_upcoming($1, $2)",
+                    &[&BATCH, &HORIZON_SECONDS],
+                )
                 .await?;
             tx.commit().await?;
             rows
@@ -90,9 +99,11 @@ impl Relay {
                 .map(|r| {
                     let id: i64 = r.get("id");
                     let payload: serde_json::Value = r.get("payload");
+                    let delay: i32 = r.get("delay_seconds");
                     SendMessageBatchRequestEntry::builder()
                         .id(id.to_string())
                         .message_body(payload.to_string())
+                        .delay_seconds(delay.clamp(0, HORIZON_SECONDS))
                         .build()
                         .expect("id and body are set")
                 })

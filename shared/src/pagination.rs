@@ -3,6 +3,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
@@ -59,6 +60,32 @@ pub fn limit(requested: Option<i64>) -> ApiResult<i64> {
             "limit",
             format!("must be between 1 and {MAX_LIMIT}"),
         )),
+    }
+}
+
+/// The position after which a page of a listing sorted by creation time (newest first)
+/// starts: the last row's time and id, or `None` for the first page.
+pub fn time_cursor(cursor: Option<&str>) -> ApiResult<Option<(DateTime<Utc>, Uuid)>> {
+    let Some(text) = cursor else {
+        return Ok(None);
+    };
+    let cursor = Cursor::decode(text)?;
+    let time = cursor
+        .value
+        .as_str()
+        .and_then(|t| t.parse::<DateTime<Utc>>().ok())
+        .ok_or_else(|| ApiError::BadRequest {
+            code: "invalid_cursor",
+            message: "the cursor is not one this API issued".into(),
+        })?;
+    Ok(Some((time, cursor.id)))
+}
+
+/// The cursor of a row of a listing sorted by creation time (see [`time_cursor`]).
+pub fn time_cursor_of(created_at: DateTime<Utc>, id: Uuid) -> Cursor {
+    Cursor {
+        value: created_at.to_rfc3339().into(),
+        id,
     }
 }
 

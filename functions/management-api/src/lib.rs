@@ -8,7 +8,9 @@ mod router;
 mod routes;
 
 use chatpad::auth::jwt::JwtVerifier;
+use chatpad::crypto::SecretBox;
 use chatpad::knowledge::files::FileStore;
+use chatpad::net::GuardConfig;
 use chatpad::outbox::Relay;
 use chatpad::ratelimit::{Limit, RateLimiter};
 use chatpad::{Deps, http};
@@ -31,6 +33,10 @@ pub struct ManagementDeps {
     pub files: FileStore,
     /// Hands jobs written by a request to SQS right after it commits.
     pub relay: Relay,
+    /// Seals webhook signing secrets (`ENCRYPTION_KEY`).
+    pub secrets: SecretBox,
+    /// The SSRF guard's settings, to refuse webhook URLs early (`SSRF_ALLOW_CIDRS`).
+    pub guard: GuardConfig,
 }
 
 impl ManagementDeps {
@@ -45,6 +51,8 @@ impl ManagementDeps {
         Ok(ManagementDeps {
             files: FileStore::from_env(&sdk)?,
             relay: Relay::from_env(&sdk)?,
+            secrets: SecretBox::from_base64_key(&chatpad::config::required_var("ENCRYPTION_KEY")?)?,
+            guard: GuardConfig::from_env()?,
             jwt: JwtVerifier::new(&deps.config.jwt)?,
             deps,
             limiter: RateLimiter::from_env().await?,

@@ -1,5 +1,6 @@
 //! management-api: the authenticated REST API behind the admin app and customers' scripts —
-//! agents, help articles, team, API keys, plans and usage, security logs — with its OpenAPI
+//! agents, help articles, knowledge, team, API keys, plans and usage, security logs,
+//! leads, webhook endpoints and their delivery log — with its OpenAPI
 //! document at `/v1/openapi.json`. Callers present a JWT or an API key with the right scope;
 //! every query runs inside the caller's row-level-security context.
 

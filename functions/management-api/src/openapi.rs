@@ -18,8 +18,14 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{RefOr, Response, ResponseBuilder, content::ContentBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
 
+use chatpad::leads::{Lead, LeadChanges};
+use chatpad::webhooks::deliveries::{Attempt, Delivery, DeliveryDetail};
+use chatpad::webhooks::endpoints::{NewWebhook, SecretRotation, Webhook, WebhookChanges};
+use chatpad::webhooks::events::EventType;
+
 use crate::routes::{
-    agents, api_keys, help_articles, knowledge, knowledge_gaps, meta, security_logs, team,
+    agents, api_keys, help_articles, knowledge, knowledge_gaps, leads, meta, security_logs, team,
+    webhooks,
 };
 
 /// The error body of every 4xx/5xx response.
@@ -42,7 +48,7 @@ pub struct ErrorDetail {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "ChatPad management API", version = "1.0.0",
-         description = "Manage agents, their knowledge, help articles, team members, API keys and see plans, usage and security logs. \
+         description = "Manage agents, their knowledge, help articles, team members, API keys, webhooks, leads and see plans, usage and security logs. \
 Authenticate with `Authorization: Bearer <JWT>` (a signed-in user) or `Bearer <API key>` (scoped). \
 Signed-in users act in their own account unless `X-Account-Id` names another account they belong to."),
     paths(
@@ -56,6 +62,10 @@ Signed-in users act in their own account unless `X-Account-Id` names another acc
         knowledge::list_sources, knowledge::create_upload, knowledge::create_source, knowledge::get_source,
         knowledge::update_source, knowledge::resync_source, knowledge::delete_source, knowledge::list_chunks,
         knowledge_gaps::list_knowledge_gaps, knowledge_gaps::update_knowledge_gap,
+        leads::list_leads, leads::update_lead, leads::export_leads,
+        webhooks::list_webhooks, webhooks::create_webhook, webhooks::get_webhook, webhooks::update_webhook,
+        webhooks::delete_webhook, webhooks::rotate_webhook_secret, webhooks::list_webhook_deliveries,
+        webhooks::get_webhook_delivery, webhooks::replay_webhook_delivery,
     ),
     components(schemas(
         ErrorResponse, ErrorDetail, Agent, AgentFields, AgentStatus, Appearance, DarkMode, LauncherIcon,
@@ -64,6 +74,7 @@ Signed-in users act in their own account unless `X-Account-Id` names another acc
         Features, SubscriptionSummary, UsageSummary, meta::Me, meta::AccountMembership,
         Source, Progress, NewSource, QaPair, SourceChanges, ChunkView, UploadRequest, UploadTicket,
         KnowledgeGap, knowledge_gaps::GapChange,
+        Lead, LeadChanges, Webhook, NewWebhook, WebhookChanges, SecretRotation, EventType, Delivery, DeliveryDetail, Attempt,
     )),
     modifiers(&CommonResponses),
 )]

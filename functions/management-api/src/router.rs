@@ -42,6 +42,18 @@ pub enum Route {
     ListKnowledgeChunks,
     ListKnowledgeGaps,
     UpdateKnowledgeGap,
+    ListLeads,
+    UpdateLead,
+    ExportLeads,
+    ListWebhooks,
+    CreateWebhook,
+    GetWebhook,
+    UpdateWebhook,
+    DeleteWebhook,
+    RotateWebhookSecret,
+    ListWebhookDeliveries,
+    GetWebhookDelivery,
+    ReplayWebhookDelivery,
 }
 
 /// (method, path template, route). `{name}` segments are UUIDs.
@@ -147,6 +159,42 @@ pub const ROUTES: &[(Method, &str, Route)] = &[
         Method::PATCH,
         "/v1/knowledge-gaps/{gapId}",
         Route::UpdateKnowledgeGap,
+    ),
+    (Method::GET, "/v1/leads", Route::ListLeads),
+    (Method::GET, "/v1/leads/export", Route::ExportLeads),
+    (Method::PATCH, "/v1/leads/{leadId}", Route::UpdateLead),
+    (Method::GET, "/v1/webhooks", Route::ListWebhooks),
+    (Method::POST, "/v1/webhooks", Route::CreateWebhook),
+    (Method::GET, "/v1/webhooks/{webhookId}", Route::GetWebhook),
+    (
+        Method::PATCH,
+        "/v1/webhooks/{webhookId}",
+        Route::UpdateWebhook,
+    ),
+    (
+        Method::DELETE,
+        "/v1/webhooks/{webhookId}",
+        Route::DeleteWebhook,
+    ),
+    (
+        Method::POST,
+        "/v1/webhooks/{webhookId}/rotate-secret",
+        Route::RotateWebhookSecret,
+    ),
+    (
+        Method::GET,
+        "/v1/webhooks/{webhookId}/deliveries",
+        Route::ListWebhookDeliveries,
+    ),
+    (
+        Method::GET,
+        "/v1/webhook-deliveries/{deliveryId}",
+        Route::GetWebhookDelivery,
+    ),
+    (
+        Method::POST,
+        "/v1/webhook-deliveries/{deliveryId}/replay",
+        Route::ReplayWebhookDelivery,
     ),
 ];
 

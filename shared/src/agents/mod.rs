@@ -44,6 +44,46 @@ pub struct Agent {
     pub updated_at: DateTime<Utc>,
 }
 
+impl Agent {
+    /// Whether a widget request from `origin` (the `Origin` header) may use this agent; see
+    /// [`origin_allowed`].
+    pub fn allows_origin(&self, origin: Option<&str>) -> bool {
+        origin_allowed(&self.allowed_domains, origin)
+    }
+}
+
+/// Any origin when `domains` is empty; otherwise the origin's host (with its port, when the
+/// entry names one) must be a listed domain, or a subdomain of a `*.` entry.
+pub fn origin_allowed(domains: &[String], origin: Option<&str>) -> bool {
+    if domains.is_empty() {
+        return true;
+    }
+    let Some(url) = origin.and_then(|o| url::Url::parse(o).ok()) else {
+        return false;
+    };
+    let Some(host) = url.host_str().map(str::to_ascii_lowercase) else {
+        return false;
+    };
+    let with_port = match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.clone(),
+    };
+    domains.iter().any(|entry| {
+        let entry = entry.to_ascii_lowercase();
+        let candidate = if entry.contains(':') {
+            &with_port
+        } else {
+            &host
+        };
+        match entry.strip_prefix("*.") {
+            Some(parent) => candidate
+                .strip_suffix(parent)
+                .is_some_and(|sub| sub.len() > 1 && sub.ends_with('.')),
+            None => *candidate == entry,
+        }
+    })
+}
+
 /// How the widget looks.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -435,4 +475,28 @@ pub async fn models(tx: &impl GenericClient) -> ApiResult<Vec<Model>> {
             is_default: r.get(5),
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::origin_allowed;
+
+    #[test]
+    fn origins_match_listed_domains_ports_and_wildcards() {
+        let domains: Vec<String> = ["example.com", "*.shop.io", "localhost:8080"]
+            .map(String::from)
+            .to_vec();
+        let allowed = |o: &str| origin_allowed(&domains, Some(o));
+        assert!(allowed("https://example.com"));
+        assert!(allowed("https://EXAMPLE.com:8443"));
+        assert!(allowed("https://eu.shop.io"));
+        assert!(allowed("http://localhost:8080"));
+        assert!(!allowed("https://shop.io"));
+        assert!(!allowed("https://evilshop.io"));
+        assert!(!allowed("https://example.com.evil.net"));
+        assert!(!allowed("http://localhost:3000"));
+        assert!(!allowed("null"));
+        assert!(!origin_allowed(&domains, None));
+        assert!(origin_allowed(&[], None));
+    }
 }

@@ -263,6 +263,23 @@ pub async fn aws_config() -> aws_config::SdkConfig {
     crate::aws::sdk_config().await
 }
 
+/// Creates a pair of SQS queues of the caller's own on the local stack (so the stack's pump
+/// does not take their messages): `[ingest, webhooks]` queue URLs, named `{prefix}-…`.
+pub async fn own_queues(sqs: &aws_sdk_sqs::Client, prefix: &str) -> [String; 2] {
+    let suffix = Uuid::new_v4().simple().to_string();
+    let mut urls = [String::new(), String::new()];
+    for (url, name) in urls.iter_mut().zip(["ingest", "webhooks"]) {
+        let out = sqs
+            .create_queue()
+            .queue_name(format!("{prefix}-{name}-{suffix}"))
+            .send()
+            .await
+            .expect("creating a queue on moto");
+        *url = out.queue_url().unwrap_or_default().to_owned();
+    }
+    urls
+}
+
 /// Replaces the database name of a `postgres://` URL.
 pub fn with_database(url: &str, database: &str) -> String {
     let (base, query) = url

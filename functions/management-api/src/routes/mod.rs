@@ -5,9 +5,11 @@ pub mod api_keys;
 pub mod help_articles;
 pub mod knowledge;
 pub mod knowledge_gaps;
+pub mod leads;
 pub mod meta;
 pub mod security_logs;
 pub mod team;
+pub mod webhooks;
 
 use chatpad::ApiResult;
 use lambda_http::{Body, Response};
@@ -52,6 +54,18 @@ pub async fn dispatch(route: Route, ctx: &Ctx<'_>) -> ApiResult<Response<Body>> 
         Route::ListKnowledgeChunks => knowledge::list_chunks(ctx).await,
         Route::ListKnowledgeGaps => knowledge_gaps::list_knowledge_gaps(ctx).await,
         Route::UpdateKnowledgeGap => knowledge_gaps::update_knowledge_gap(ctx).await,
+        Route::ListLeads => leads::list_leads(ctx).await,
+        Route::UpdateLead => leads::update_lead(ctx).await,
+        Route::ExportLeads => leads::export_leads(ctx).await,
+        Route::ListWebhooks => webhooks::list_webhooks(ctx).await,
+        Route::CreateWebhook => webhooks::create_webhook(ctx).await,
+        Route::GetWebhook => webhooks::get_webhook(ctx).await,
+        Route::UpdateWebhook => webhooks::update_webhook(ctx).await,
+        Route::DeleteWebhook => webhooks::delete_webhook(ctx).await,
+        Route::RotateWebhookSecret => webhooks::rotate_webhook_secret(ctx).await,
+        Route::ListWebhookDeliveries => webhooks::list_webhook_deliveries(ctx).await,
+        Route::GetWebhookDelivery => webhooks::get_webhook_delivery(ctx).await,
+        Route::ReplayWebhookDelivery => webhooks::replay_webhook_delivery(ctx).await,
     }
 }
 
