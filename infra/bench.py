@@ -90,8 +90,19 @@ class RuntimeApi:
                 self.wfile.write(body)
 
             def do_POST(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                payload = self.rfile.read(length) if length else b""
+                if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                    # A streamed response (widget-chat): read it to its end.
+                    payload = b""
+                    while True:
+                        size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                        if size == 0:
+                            self.rfile.readline()
+                            break
+                        payload += self.rfile.read(size)
+                        self.rfile.readline()
+                else:
+                    length = int(self.headers.get("Content-Length") or 0)
+                    payload = self.rfile.read(length) if length else b""
                 api.responses.put((time.perf_counter(), payload))
                 self.send_response(202)
                 self.send_header("Content-Length", "0")
@@ -111,6 +122,8 @@ def start(binary: Path, api: RuntimeApi) -> subprocess.Popen:
         "RUST_LOG": "warn",
         # Measure the full path, not the rate limiter's refusals.
         "PUBLIC_RATE_LIMIT_PER_MINUTE": "100000000", "API_RATE_LIMIT_PER_MINUTE": "100000000",
+        "CHAT_RATE_LIMIT_PER_IP": "100000000", "CHAT_RATE_LIMIT_PER_VISITOR": "100000000",
+        "CHAT_MAX_CONVERSATION_MESSAGES": "100000000",
     })
     return subprocess.Popen([str(binary)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -144,6 +157,8 @@ def bench(name: str, event_for) -> dict:
         api.events.put(event_for())
         done, payload = api.responses.get(timeout=30)
         latencies.append((done - sent) * 1000)
+        # A streamed response starts with a JSON prelude ended by eight NUL bytes.
+        payload = payload.split(b"\0" * 8)[0]
         try:
             status = json.loads(payload).get("statusCode", "sqs")
         except ValueError:
@@ -173,6 +188,13 @@ def main() -> int:
         if name == "management-api":
             # An authenticated read: JWT verification, sign-in, RLS transaction, one query.
             event = function_url_event({}, "GET", "/v1/agents", demo.get("DEMO_JWT", ""))
+        elif name == "get-widget-config":
+            event = function_url_event({"agentId": demo.get("DEMO_AGENT_ID", "")})
+        elif name == "widget-chat":
+            # The whole path with the extractive responder: limits, conversation, embedding,
+            # retrieval, answer stored (the demo agent's knowledge, if any).
+            event = function_url_event({"agentId": demo.get("DEMO_AGENT_ID", ""), "visitorId": "bench",
+                                        "message": "How do I reset my password?"})
         else:
             event = function_url_event({"apiKey": api_key} if name == "validate-api-key" else {})
         rows.append(bench(name, lambda event=event: event))
