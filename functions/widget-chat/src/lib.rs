@@ -22,6 +22,7 @@ use chatpad::auth::api_keys::{self, RequestOrigin};
 use chatpad::chat::{Chat, ChatLimits, Outcome, Question, Reply, agent_not_found};
 use chatpad::embeddings::Embedder;
 use chatpad::llm::{Providers, sse};
+use chatpad::outbox::Relay;
 use chatpad::ratelimit::{Limit, RateLimiter};
 use chatpad::{ApiError, ApiResult, Deps, db, http};
 use futures::StreamExt;
@@ -119,6 +120,9 @@ impl RateLimits {
 /// What the function holds for its life.
 pub struct WidgetChatDeps {
     pub chat: Chat,
+    /// Sends the webhook events the conversation's rows emitted (outbox) right after the
+    /// answer; without it the scheduler's sweep sends them within a minute.
+    pub relay: Option<Relay>,
     /// Mixed into API key hashes (`API_KEY_PEPPER`).
     pub api_key_pepper: SecretString,
     pub limiter: RateLimiter,
@@ -129,7 +133,9 @@ impl WidgetChatDeps {
     /// Reads the configuration from the environment and loads the embedding model.
     pub async fn from_env() -> anyhow::Result<Self> {
         let deps = Deps::from_env()?;
+        let sdk = chatpad::aws::sdk_config().await;
         Ok(WidgetChatDeps {
+            relay: Some(Relay::from_env(&sdk)?),
             api_key_pepper: deps.config.api_key_pepper,
             chat: Chat {
                 db: deps.db,
@@ -200,6 +206,7 @@ async fn chat(
     let outcome = deps.chat.start(question).await?;
     let pending = match outcome {
         Outcome::Unavailable { message } => {
+            relay_events(deps).await;
             return respond(streaming, ChatResponse::Unavailable { text: message });
         }
         Outcome::HumanTakeover {
@@ -207,6 +214,7 @@ async fn chat(
             conversation_created,
             user_message_id,
         } => {
+            relay_events(deps).await;
             return respond(
                 streaming,
                 ChatResponse::HumanTakeover {
@@ -231,8 +239,9 @@ async fn chat(
         reply,
     };
     if !streaming {
-        let reply = pending.answer(&deps.chat, &mut |_| {}).await?;
-        return json_response(&answered(reply));
+        let reply = pending.answer(&deps.chat, &mut |_| {}).await;
+        relay_events(deps).await;
+        return json_response(&answered(reply?));
     }
 
     let (sender, receiver) = futures::channel::mpsc::unbounded::<Bytes>();
@@ -269,6 +278,8 @@ async fn chat(
                 send("error", body.to_string());
             }
         }
+        // After the last event: the visitor is not kept waiting for it.
+        relay_events(&deps).await;
     });
     Ok(event_stream(receiver.map(Ok)))
 }
@@ -319,6 +330,19 @@ async fn authenticate_key(
         return Err(agent_not_found());
     }
     Ok(key.key_id)
+}
+
+/// Relays the webhook events this request's writes emitted (`message.received`,
+/// `conversation.created`); a failure leaves them for the scheduler's sweep.
+async fn relay_events(deps: &WidgetChatDeps) {
+    if let Some(relay) = &deps.relay
+        && let Err(err) = relay.run(&deps.chat.db, 20).await
+    {
+        tracing::warn!(
+            error = format!("{err:#}"),
+            "outbox relay after the answer failed"
+        );
+    }
 }
 
 /// Per-IP (per-key for API callers), per-visitor and per-agent limits, checked together.

@@ -86,6 +86,7 @@ fn limits(per_visitor: u32) -> RateLimits {
 
 async fn deps(test: &TestDb, providers: Providers, chat_limits: ChatLimits) -> Arc<WidgetChatDeps> {
     Arc::new(WidgetChatDeps {
+        relay: None,
         api_key_pepper: PEPPER.to_owned().into(),
         chat: Chat {
             db: test.db.clone(),
@@ -721,4 +722,44 @@ async fn api_key_callers_need_the_scope_the_plan_and_their_own_agent() {
         (status, body["error"]["code"].as_str()),
         (403, Some("plan_limit_exceeded"))
     );
+}
+
+#[tokio::test]
+async fn the_visitor_message_event_is_relayed_right_after_the_answer() {
+    let f = fixture(Some("advanced")).await;
+    // An endpoint subscribed to visitor messages: the message's trigger writes the event to
+    // the outbox with the message, and widget-chat relays it to the webhook queue at once.
+    f.test
+        .superuser()
+        .await
+        .execute(
+            "INSERT INTO webhooks (user_id, url, events, secret_ciphertext)
+             VALUES ($1, 'https://hooks.example.com/in', '{message.received}', '\\x00')",
+            &[&f.owner],
+        )
+        .await
+        .unwrap();
+    let sqs = chatpad::aws::sqs_client(&chatpad::testing::aws_config().await);
+    let [ingest, webhooks] = chatpad::testing::own_queues(&sqs, "chat-relay").await;
+    let mut deps = deps(&f.test, Providers::default(), ChatLimits::default()).await;
+    Arc::get_mut(&mut deps).unwrap().relay = Some(chatpad::outbox::Relay::new(
+        sqs.clone(),
+        ingest,
+        webhooks.clone(),
+    ));
+    let (status, body) = call(
+        &deps,
+        post(ask(f.agent, "v10", "How long do refunds take?")),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let received = sqs
+        .receive_message()
+        .queue_url(&webhooks)
+        .max_number_of_messages(10)
+        .wait_time_seconds(2)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(received.messages().len(), 1, "{received:?}");
 }
