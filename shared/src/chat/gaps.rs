@@ -6,9 +6,9 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::ApiResult;
 use crate::db::GenericClient;
-use crate::pagination::{Cursor, Page};
-use crate::{ApiError, ApiResult};
+use crate::pagination::{Page, time_cursor, time_cursor_of};
 
 /// One unanswered question.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -64,19 +64,8 @@ pub async fn list(
 ) -> ApiResult<Page<KnowledgeGap>> {
     crate::agents::get(tx, agent).await?;
     let limit = crate::pagination::limit(limit)?;
-    let after = cursor.map(Cursor::decode).transpose()?;
-    let (after_time, after_id) = match &after {
-        Some(c) => (
-            c.value
-                .as_str()
-                .and_then(|t| t.parse::<DateTime<Utc>>().ok())
-                .ok_or_else(|| ApiError::BadRequest {
-                    code: "invalid_cursor",
-                    message: "the cursor is not one this API issued".into(),
-                })
-                .map(Some)?,
-            Some(c.id),
-        ),
+    let (after_time, after_id) = match time_cursor(cursor)? {
+        Some((time, id)) => (Some(time), Some(id)),
         None => (None, None),
     };
     let rows = tx
@@ -95,9 +84,8 @@ pub async fn list(
         )
         .await?;
     let gaps = rows.iter().map(from_row).collect();
-    Ok(crate::pagination::page(gaps, limit, |g| Cursor {
-        value: g.created_at.to_rfc3339().into(),
-        id: g.id,
+    Ok(crate::pagination::page(gaps, limit, |g| {
+        time_cursor_of(g.created_at, g.id)
     }))
 }
 

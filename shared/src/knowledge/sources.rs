@@ -530,18 +530,8 @@ pub async fn list(
         ));
     }
     let limit = crate::pagination::limit(limit)?;
-    let after = cursor.map(Cursor::decode).transpose()?;
-    let (after_time, after_id) = match &after {
-        Some(c) => (
-            c.value
-                .as_str()
-                .and_then(|t| t.parse::<DateTime<Utc>>().ok())
-                .ok_or_else(|| ApiError::BadRequest {
-                    code: "invalid_cursor",
-                    message: "the cursor is not one this API issued".into(),
-                })?,
-            Some(c.id),
-        ),
+    let (after_time, after_id) = match crate::pagination::time_cursor(cursor)? {
+        Some((time, id)) => (time, Some(id)),
         None => (Utc::now(), None),
     };
     let rows = tx
@@ -556,9 +546,8 @@ pub async fn list(
         )
         .await?;
     let sources = rows.iter().map(from_row).collect();
-    Ok(crate::pagination::page(sources, limit, |s| Cursor {
-        value: s.created_at.to_rfc3339().into(),
-        id: s.id,
+    Ok(crate::pagination::page(sources, limit, |s| {
+        crate::pagination::time_cursor_of(s.created_at, s.id)
     }))
 }
 
