@@ -3,9 +3,14 @@
 //! (`Origin`) identify the caller, rate limits per IP, visitor and agent keep it cheap to run.
 //! The lead.created (and conversation.created) webhooks are emitted by the database with the
 //! rows and relayed right after the commit.
+//!
+//! Servers may post leads with `Authorization: Bearer <API key>` (scope `leads:write`, a plan
+//! with API access, an agent of the key's account): no Origin check, limited per key instead
+//! of per IP, counted as an API call.
 
 use chatpad::agents::widget;
 use chatpad::auth::Caller;
+use chatpad::auth::api_keys::{self, RequestOrigin};
 use chatpad::chat::ORIGIN_NOT_ALLOWED;
 use chatpad::leads::{self, LeadSubmission};
 use chatpad::outbox::Relay;
@@ -63,8 +68,29 @@ async fn run(deps: &LeadDeps, req: &Request, origin: Option<&str>) -> ApiResult<
     let submission: LeadSubmission = http::parse_json(req, BODY_LIMIT)?;
     submission.check()?;
     let agent_id = submission.agent_id;
-    if let Some(ip) = http::client_ip(req) {
-        deps.limiter.check(&PER_IP, &ip.to_string()).await?;
+    let key = match http::bearer_token(req) {
+        Some(token) => Some(
+            api_keys::authorize_for_agent(
+                &deps.deps.db,
+                &deps.deps.config.api_key_pepper,
+                token,
+                RequestOrigin {
+                    ip: http::client_ip(req),
+                    user_agent: http::user_agent(req),
+                },
+                agent_id,
+                "leads:write",
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    // A server calling with its key is no web page: limited per key, no Origin to check.
+    let origin = origin.filter(|_| key.is_none());
+    match (key, http::client_ip(req)) {
+        (Some(key), _) => deps.limiter.check(&PER_IP, &format!("key:{key}")).await?,
+        (None, Some(ip)) => deps.limiter.check(&PER_IP, &ip.to_string()).await?,
+        (None, None) => {}
     }
     deps.limiter
         .check(

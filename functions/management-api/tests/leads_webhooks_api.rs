@@ -338,3 +338,60 @@ async fn a_contact_form_becomes_a_lead_and_a_signed_delivery_end_to_end() {
     let (status, _) = submit(other, Some("https://shop.example.com")).await;
     assert_eq!(status, StatusCode::CREATED);
 }
+
+#[tokio::test]
+async fn servers_post_leads_with_a_scoped_api_key() {
+    let owner = User::new("lead-api");
+    let account = owner.sign_in().await;
+    set_plan(&account, "advanced").await;
+    let (status, agent) = owner.post("/v1/agents", json!({ "name": "Sales" })).await;
+    assert_eq!(status, StatusCode::CREATED, "{agent}");
+    let agent = agent["id"].as_str().unwrap().to_owned();
+    let key = |scopes: Value| {
+        let owner = &owner;
+        async move {
+            let (status, created) = owner
+                .post("/v1/api-keys", json!({ "name": "crm", "scopes": scopes }))
+                .await;
+            assert_eq!(status, StatusCode::CREATED, "{created}");
+            created["secret"].as_str().unwrap().to_owned()
+        }
+    };
+    let post = |secret: String| {
+        let agent = agent.clone();
+        async move {
+            let response = send(
+                reqwest::Client::new()
+                    .post(lead_url())
+                    .bearer_auth(secret)
+                    // A server may forward any page's origin: it is not checked for keys.
+                    .header("origin", "https://crm.elsewhere.test")
+                    .json(&json!({
+                        "agentId": agent, "visitorId": "crm-7",
+                        "fields": { "email": "ada@example.com" },
+                    })),
+            )
+            .await;
+            let status = response.status();
+            (
+                status,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    let (status, lead) = post(key(json!(["leads:write"])).await).await;
+    assert_eq!(status, StatusCode::CREATED, "{lead}");
+    let (status, refused) = post(key(json!(["leads:read"])).await).await;
+    assert_eq!(
+        (status, code(&refused)),
+        (StatusCode::FORBIDDEN, "insufficient_scope")
+    );
+    let (status, refused) = post("cpk_live_nonsense".to_owned()).await;
+    assert_eq!(
+        (status, code(&refused)),
+        (StatusCode::UNAUTHORIZED, "invalid_api_key")
+    );
+    let (status, leads) = owner.get(&format!("/v1/leads?agentId={agent}")).await;
+    assert_eq!(status, StatusCode::OK, "{leads}");
+    assert_eq!(leads["data"].as_array().unwrap().len(), 1);
+}

@@ -17,14 +17,13 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use chatpad::auth::Caller;
 use chatpad::auth::api_keys::{self, RequestOrigin};
-use chatpad::chat::{Chat, ChatLimits, Outcome, Question, Reply, agent_not_found};
+use chatpad::chat::{Chat, ChatLimits, Outcome, Question, Reply};
 use chatpad::embeddings::Embedder;
 use chatpad::llm::{Providers, sse};
 use chatpad::outbox::Relay;
 use chatpad::ratelimit::{Limit, RateLimiter};
-use chatpad::{ApiError, ApiResult, Deps, db, http};
+use chatpad::{ApiError, ApiResult, Deps, http};
 use futures::StreamExt;
 use http_body::Frame;
 use http_body_util::combinators::UnsyncBoxBody;
@@ -190,7 +189,20 @@ async fn chat(
             .and_then(|v| v.to_str().ok())
             .is_some_and(|accept| accept.contains("text/event-stream"));
     let key = match http::bearer_token(req) {
-        Some(token) => Some(authenticate_key(deps, req, token, body.agent_id).await?),
+        Some(token) => Some(
+            api_keys::authorize_for_agent(
+                &deps.chat.db,
+                &deps.api_key_pepper,
+                token,
+                RequestOrigin {
+                    ip: http::client_ip(req),
+                    user_agent: http::user_agent(req),
+                },
+                body.agent_id,
+                "chat:write",
+            )
+            .await?,
+        ),
         None => None,
     };
     check_rate_limits(deps, req, key, &body).await?;
@@ -282,54 +294,6 @@ async fn chat(
         relay_events(&deps).await;
     });
     Ok(event_stream(receiver.map(Ok)))
-}
-
-/// Checks an API key for `agent` and records its use; returns the key's id.
-async fn authenticate_key(
-    deps: &WidgetChatDeps,
-    req: &Request,
-    token: &str,
-    agent: Uuid,
-) -> ApiResult<Uuid> {
-    let origin = RequestOrigin {
-        ip: http::client_ip(req),
-        user_agent: http::user_agent(req),
-    };
-    let mut client = deps.chat.db.client().await?;
-    let tx = db::begin_as(&mut client, &Caller::Anonymous).await?;
-    let verified = api_keys::verify(&tx, &deps.api_key_pepper, token, origin).await?;
-    let checked = match &verified {
-        Ok(key) => Some((
-            api_keys::require_api_access(&tx, key.owner_id).await,
-            // Acting as the key's owner now: an agent of another account is invisible.
-            tx.query_opt("SELECT 1 FROM agents WHERE id = $1", &[&agent])
-                .await?
-                .is_some(),
-        )),
-        Err(_) => None,
-    };
-    // The key's use (or rejection) is logged whatever follows.
-    tx.commit().await?;
-    let (key, (plan, owns_agent)) = match (verified, checked) {
-        (Ok(key), Some(checked)) => (key, checked),
-        _ => {
-            return Err(ApiError::unauthorized(
-                "invalid_api_key",
-                "the API key is invalid, revoked or expired",
-            ));
-        }
-    };
-    plan?;
-    if !key.allows("chat:write") {
-        return Err(ApiError::forbidden(
-            "insufficient_scope",
-            "this API key lacks the chat:write scope",
-        ));
-    }
-    if !owns_agent {
-        return Err(agent_not_found());
-    }
-    Ok(key.key_id)
 }
 
 /// Relays the webhook events this request's writes emitted (`message.received`,

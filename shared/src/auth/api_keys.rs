@@ -163,6 +163,58 @@ pub async fn require_api_access(tx: &impl db::GenericClient, owner: Uuid) -> Api
     }
 }
 
+/// An API caller of a public endpoint (widget-chat, create-widget-lead): verifies `token`,
+/// records its use (or rejection) in its own transaction, then requires `scope`, a plan with
+/// API access and `agent` in the key's account (404 otherwise, as for anyone else's agent).
+/// Returns the key's id (for per-key rate limits).
+pub async fn authorize_for_agent(
+    db: &db::Database,
+    pepper: &SecretString,
+    token: &str,
+    origin: RequestOrigin<'_>,
+    agent: Uuid,
+    scope: &str,
+) -> ApiResult<Uuid> {
+    let mut client = db.client().await?;
+    let tx = db::begin_as(&mut client, &Caller::Anonymous).await?;
+    let verified = verify(&tx, pepper, token, origin).await?;
+    let checked = match &verified {
+        Ok(key) => Some((
+            require_api_access(&tx, key.owner_id).await,
+            // Acting as the key's owner now: an agent of another account is invisible.
+            tx.query_opt("SELECT 1 FROM agents WHERE id = $1", &[&agent])
+                .await?
+                .is_some(),
+        )),
+        Err(_) => None,
+    };
+    // The key's use (or rejection) is logged whatever follows.
+    tx.commit().await?;
+    let (key, (plan, owns_agent)) = match (verified, checked) {
+        (Ok(key), Some(checked)) => (key, checked),
+        _ => {
+            return Err(crate::ApiError::unauthorized(
+                "invalid_api_key",
+                "the API key is invalid, revoked or expired",
+            ));
+        }
+    };
+    plan?;
+    if !key.allows(scope) {
+        return Err(crate::ApiError::forbidden(
+            "insufficient_scope",
+            format!("this API key lacks the {scope} scope"),
+        ));
+    }
+    if !owns_agent {
+        return Err(crate::ApiError::NotFound {
+            code: "agent_not_found",
+            message: "no active agent with this id".into(),
+        });
+    }
+    Ok(key.key_id)
+}
+
 /// Verifies `candidate` inside `tx` (begun as [`Caller::Anonymous`]) and records the outcome:
 /// a valid key's use (last used, security log, one API call of usage) or the rejection.
 /// On success `tx` acts as the key's owner from then on. Commit `tx` in both cases.
