@@ -115,6 +115,10 @@ LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = public, pg_temp
 SET enable_seqscan = off
 SET jit = off
+-- A pooled connection would otherwise switch these statements to generic plans after five
+-- calls, which cannot see how rare a word is: the document-frequency count of a rare word then
+-- walks the agent's whole btree instead of the word's GIN entries.
+SET plan_cache_mode = force_custom_plan
 AS $$
 DECLARE
   v_exact_max bigint := coalesce(nullif(current_setting('chatpad.exact_search_max_chunks', true), '')::bigint, 20000);
