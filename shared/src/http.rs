@@ -174,7 +174,8 @@ pub fn widget_respond(
     origin: Option<&str>,
     result: ApiResult<Response<Body>>,
 ) -> Response<Body> {
-    let readable = !matches!(&result, Err(err) if err.code() == crate::chat::ORIGIN_NOT_ALLOWED);
+    let readable =
+        !matches!(&result, Err(err) if err.code() == crate::agents::widget::ORIGIN_NOT_ALLOWED);
     let mut response = respond(request_id, result);
     if let Some(origin) = origin.filter(|_| readable) {
         allow_origin(response.headers_mut(), origin);

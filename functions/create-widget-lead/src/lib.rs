@@ -11,11 +11,10 @@
 use chatpad::agents::widget;
 use chatpad::auth::Caller;
 use chatpad::auth::api_keys::{self, RequestOrigin};
-use chatpad::chat::ORIGIN_NOT_ALLOWED;
 use chatpad::leads::{self, LeadSubmission};
 use chatpad::outbox::Relay;
 use chatpad::ratelimit::{Limit, RateLimiter};
-use chatpad::{ApiError, ApiResult, Deps, agents, db, http};
+use chatpad::{ApiResult, Deps, agents, db, http};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use tracing::Instrument;
@@ -112,14 +111,7 @@ async fn run(deps: &LeadDeps, req: &Request, origin: Option<&str>) -> ApiResult<
     let agent = agents::get(&tx, agent_id).await?;
     // Browser pages must be on the agent's allowed domains, as for the chat; a server posting
     // without an Origin is no page.
-    if let Some(origin) = origin
-        && !widget::origin_allowed(&agent.allowed_domains, origin)
-    {
-        return Err(ApiError::forbidden(
-            ORIGIN_NOT_ALLOWED,
-            "this site is not one of the agent's allowed domains",
-        ));
-    }
+    widget::check_origin(&agent.allowed_domains, origin)?;
     let form = if agent.lead_form_fields.is_empty() {
         leads::form::default_form()
     } else {

@@ -9,7 +9,7 @@
 //! is public and cacheable. The function's reserved concurrency (template.yaml) bounds abuse.
 
 use chatpad::agents::widget;
-use chatpad::chat::{ORIGIN_NOT_ALLOWED, agent_not_found};
+use chatpad::agents::widget::agent_not_found;
 use chatpad::{ApiError, ApiResult, Deps, http};
 use lambda_http::http::header;
 use lambda_http::http::{Method, StatusCode};
@@ -55,14 +55,7 @@ async fn config(deps: &Deps, req: &Request, origin: Option<&str>) -> ApiResult<R
     let config = widget::load(&client, agent_id)
         .await?
         .ok_or_else(agent_not_found)?;
-    if let Some(origin) = origin
-        && !widget::origin_allowed(&config.allowed_domains, origin)
-    {
-        return Err(ApiError::forbidden(
-            ORIGIN_NOT_ALLOWED,
-            "this agent cannot be used from this web site (not in its allowed domains)",
-        ));
-    }
+    widget::check_origin(&config.allowed_domains, origin)?;
 
     let body = serde_json::to_vec(&config).map_err(|err| ApiError::Internal(err.into()))?;
     let digest = Sha256::digest(&body);

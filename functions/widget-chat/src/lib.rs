@@ -152,26 +152,30 @@ impl WidgetChatDeps {
 pub async fn handle(deps: Arc<WidgetChatDeps>, req: Request) -> Response<ChatBody> {
     let request_id = http::request_id(&req);
     let origin = http::origin(&req).map(str::to_owned);
-    let (mut response, readable) = if req.method() == Method::OPTIONS {
-        (full(http::preflight(origin.as_deref())), true)
-    } else {
-        match chat(&deps, &req, origin.as_deref(), &request_id).await {
-            Ok(response) => (response, true),
-            // No CORS headers for a refused page: its browser must not read even the error.
-            Err(err) => (
-                full(http::error_response(&request_id, &err)),
-                err.code() != chatpad::chat::ORIGIN_NOT_ALLOWED,
-            ),
+    if req.method() == Method::OPTIONS {
+        return full(http::respond(
+            &request_id,
+            Ok(http::preflight(origin.as_deref())),
+        ));
+    }
+    match chat(&deps, &req, origin.as_deref(), &request_id).await {
+        // Errors (a refused page included) as every widget endpoint answers them.
+        Err(err) => full(http::widget_respond(
+            &request_id,
+            origin.as_deref(),
+            Err(err),
+        )),
+        Ok(mut response) => {
+            let headers = response.headers_mut();
+            if let Some(origin) = origin.as_deref() {
+                http::allow_origin(headers, origin);
+            }
+            if let Ok(value) = HeaderValue::from_str(&request_id) {
+                headers.insert(http::REQUEST_ID_HEADER, value);
+            }
+            response
         }
-    };
-    let headers = response.headers_mut();
-    if let Some(origin) = origin.as_deref().filter(|_| readable) {
-        http::allow_origin(headers, origin);
     }
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
-        headers.insert(http::REQUEST_ID_HEADER, value);
-    }
-    response
 }
 
 async fn chat(

@@ -83,12 +83,35 @@ pub async fn load(client: &impl GenericClient, agent_id: Uuid) -> ApiResult<Opti
     }))
 }
 
+/// The 404 of an unknown or disabled agent (visitors cannot tell the two apart).
+pub fn agent_not_found() -> crate::ApiError {
+    crate::ApiError::NotFound {
+        code: "agent_not_found",
+        message: "no active agent with this id".into(),
+    }
+}
+
+/// The error code of a page the agent does not allow.
+pub const ORIGIN_NOT_ALLOWED: &str = "origin_not_allowed";
+
+/// 403 `origin_not_allowed` unless the page at `origin` (a browser call's `Origin`) may use an
+/// agent whose allowed domains are `allowed`; calls without an `Origin` are no page.
+pub fn check_origin(allowed: &[String], origin: Option<&str>) -> crate::ApiResult<()> {
+    match origin {
+        Some(origin) if !origin_allowed(allowed, origin) => Err(crate::ApiError::forbidden(
+            ORIGIN_NOT_ALLOWED,
+            "this agent cannot be used from this web site (not in its allowed domains)",
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Whether a browser page at `origin` (the `Origin` header, e.g. `https://shop.example.com`)
 /// may use an agent whose allowed domains are `allowed`. An empty list allows every page; an
 /// entry `example.com` allows that host on any port, `*.example.com` its subdomains (not the
 /// apex), `example.com:8443` that host on that port only. Opaque origins (`null`) are refused
 /// when the list is not empty.
-pub fn origin_allowed(allowed: &[String], origin: &str) -> bool {
+fn origin_allowed(allowed: &[String], origin: &str) -> bool {
     if allowed.is_empty() {
         return true;
     }

@@ -207,10 +207,7 @@ pub async fn authorize_for_agent(
         ));
     }
     if !owns_agent {
-        return Err(crate::ApiError::NotFound {
-            code: "agent_not_found",
-            message: "no active agent with this id".into(),
-        });
+        return Err(crate::agents::widget::agent_not_found());
     }
     Ok(key.key_id)
 }

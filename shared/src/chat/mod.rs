@@ -26,7 +26,7 @@ use std::time::Instant;
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::agents::widget::origin_allowed;
+use crate::agents::widget::{agent_not_found, check_origin};
 use crate::auth::Caller;
 use crate::auth::security_log::{self, SecurityEvent};
 use crate::billing::{self, Usage};
@@ -100,9 +100,6 @@ pub struct Question {
     /// The page's `Origin` for browser calls, checked against the agent's allowed domains.
     pub origin: Option<String>,
 }
-
-/// The error code of a page the agent does not allow.
-pub const ORIGIN_NOT_ALLOWED: &str = "origin_not_allowed";
 
 /// Where a question went.
 #[derive(Debug)]
@@ -303,14 +300,7 @@ impl Chat {
         let mut client = self.db.client().await?;
         let tx = db::begin_as(&mut client, caller).await?;
         let agent = agent_settings(&tx, question.agent_id).await?;
-        if let Some(origin) = &question.origin
-            && !origin_allowed(&agent.allowed_domains, origin)
-        {
-            return Err(ApiError::forbidden(
-                ORIGIN_NOT_ALLOWED,
-                "this agent cannot be used from this web site (not in its allowed domains)",
-            ));
-        }
+        check_origin(&agent.allowed_domains, question.origin.as_deref())?;
 
         let existing = match question.conversation_id {
             None => None,
@@ -619,14 +609,6 @@ async fn agent_settings(tx: &impl GenericClient, agent: Uuid) -> ApiResult<Agent
         embedding_model: row.get("embedding_model"),
         allowed_domains: row.get("allowed_domains"),
     })
-}
-
-/// The 404 of an unknown or disabled agent (visitors cannot tell the two apart).
-pub fn agent_not_found() -> ApiError {
-    ApiError::NotFound {
-        code: "agent_not_found",
-        message: "no active agent with this id".into(),
-    }
 }
 
 /// The conversation's earlier turns, oldest first. A team member's `human` messages count
