@@ -26,3 +26,14 @@ pub async fn migrate(client: &mut tokio_postgres::Client) -> anyhow::Result<Vec<
 pub fn embedded_count() -> usize {
     embedded::migrations::runner().get_migrations().len()
 }
+
+/// A fingerprint of the migrations embedded in this build (versions and refinery checksums):
+/// what a database migrated by this binary holds, whatever the files on disk say now.
+pub fn embedded_fingerprint() -> String {
+    embedded::migrations::runner()
+        .get_migrations()
+        .iter()
+        .map(|m| format!("{}:{}", m.version(), m.checksum()))
+        .collect::<Vec<_>>()
+        .join(",")
+}

@@ -11,7 +11,10 @@
 
 mod migrate;
 
-pub use migrate::{embedded_count as embedded_migration_count, migrate};
+pub use migrate::{
+    embedded_count as embedded_migration_count,
+    embedded_fingerprint as embedded_migration_fingerprint, migrate,
+};
 
 use std::str::FromStr;
 

@@ -293,19 +293,13 @@ pub fn with_database(url: &str, database: &str) -> String {
 }
 
 /// A fingerprint of the migrations built into this binary, stored as the template's comment so
-/// a changed migration rebuilds the template.
+/// a changed migration rebuilds the template. Hashed to fit a comment of any length.
 fn migrations_fingerprint() -> String {
     use sha2::Digest;
-    let mut hasher = sha2::Sha256::new();
-    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../migrations"))
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        hasher.update(entry.file_name().as_encoded_bytes());
-        hasher.update(std::fs::read(entry.path()).unwrap_or_default());
-    }
-    format!("{:x}", hasher.finalize())
+    format!(
+        "{:x}",
+        sha2::Sha256::digest(crate::db::embedded_migration_fingerprint())
+    )
 }
 
 /// Creates and migrates the template once; test processes run in parallel, so an advisory lock
