@@ -5,6 +5,9 @@
 //! 1. Server overhead: everything but the model — parse, three rate limits, store the
 //!    question, embed it, retrieve, answer extractively, store the answer — for an agent with
 //!    `--chunks` chunks (100k by default), in hybrid and in vector retrieval mode.
+//!    Then the stages alone, with the same questions, to show where that time goes: the three
+//!    DynamoDB rate limits (on moto, a Python server: slower than DynamoDB), embedding the
+//!    question, and the search as the visitor, per retrieval mode.
 //! 2. Time to the first streamed byte beyond the model's own first token: a loopback server
 //!    speaking OpenAI's streaming format sends its first token the moment it gets the request,
 //!    so the time from calling the handler to the first `delta` event is all ours.
@@ -23,10 +26,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use chatpad::auth::Caller;
 use chatpad::chat::{Chat, ChatLimits};
 use chatpad::embeddings::{Embedder, LocalMiniLm};
 use chatpad::llm::openai::OpenAiChat;
 use chatpad::llm::{Endpoint, Providers};
+use chatpad::knowledge::search::{RetrievalMode, search};
 use chatpad::ratelimit::Limit;
 use chatpad::testing::http::{Part, Reply, Server};
 use chatpad::testing::{TestDb, env_var, rate_limiter};
@@ -222,6 +227,52 @@ async fn main() -> anyhow::Result<()> {
             ),
             millis,
         );
+    }
+
+    // The stages alone.
+    let mut millis = Vec::new();
+    let agent_key = agent.to_string();
+    for i in 0..args.requests {
+        let t0 = Instant::now();
+        let visitor = format!("{agent}:stage-{i}");
+        futures::try_join!(
+            extractive.limiter.check(&limits.per_ip, "203.0.113.9"),
+            extractive.limiter.check(&limits.per_visitor, &visitor),
+            extractive.limiter.check(&limits.per_agent, &agent_key),
+        )
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        millis.push(t0.elapsed().as_secs_f64() * 1e3);
+    }
+    summary("  stage: three rate limits (moto)", millis);
+    let mut millis = Vec::new();
+    let mut embeddings = Vec::new();
+    for i in 0..args.requests {
+        let question = questions[i % questions.len()].clone();
+        let t0 = Instant::now();
+        embeddings.push(model.embed(std::slice::from_ref(&question)).await?.remove(0));
+        millis.push(t0.elapsed().as_secs_f64() * 1e3);
+    }
+    summary("  stage: embed the question", millis);
+    let caller = Caller::Widget {
+        agent_id: agent,
+        visitor_id: "bench-stages".into(),
+    };
+    for mode in [RetrievalMode::Hybrid, RetrievalMode::Vector] {
+        let mut millis = Vec::new();
+        for (i, embedding) in embeddings.iter().enumerate() {
+            let mut client = test.db.client().await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            let t0 = Instant::now();
+            let tx = chatpad::db::begin_as(&mut client, &caller)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            let question = &questions[i % questions.len()];
+            search(&tx, agent, embedding, question, mode, 0.3, 5)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            tx.commit().await?;
+            millis.push(t0.elapsed().as_secs_f64() * 1e3);
+        }
+        summary(&format!("  stage: {mode:?} search as the visitor"), millis);
     }
 
     // 2. First streamed byte: the fake model answers its first token at once.
