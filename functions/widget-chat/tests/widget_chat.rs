@@ -87,6 +87,7 @@ fn limits(per_visitor: u32) -> RateLimits {
 async fn deps(test: &TestDb, providers: Providers, chat_limits: ChatLimits) -> Arc<WidgetChatDeps> {
     Arc::new(WidgetChatDeps {
         relay: None,
+        publisher: None,
         api_key_pepper: PEPPER.to_owned().into(),
         chat: Chat {
             db: test.db.clone(),
