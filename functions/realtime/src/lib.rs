@@ -32,6 +32,23 @@ pub struct Limits {
     pub messages: Limit,
 }
 
+impl Limits {
+    /// The defaults, with `REALTIME_CONNECT_RATE_PER_MINUTE` (tokens and connections per IP,
+    /// default 60) overridable: a load test from one address needs more.
+    pub fn from_env() -> anyhow::Result<Self> {
+        let mut limits = Limits::default();
+        if let Ok(text) = std::env::var("REALTIME_CONNECT_RATE_PER_MINUTE")
+            && !text.trim().is_empty()
+        {
+            let max = text.trim().parse().ok().filter(|&n| n > 0).ok_or_else(|| {
+                anyhow::anyhow!("REALTIME_CONNECT_RATE_PER_MINUTE must be a positive integer")
+            })?;
+            limits.connect_per_ip = Limit::per_minute("rt-connect-ip", max);
+        }
+        Ok(limits)
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {
@@ -69,7 +86,7 @@ impl RealtimeDeps {
             tokens: VisitorTokens::from_env()?,
             publisher: Publisher::from_env(&sdk)?,
             limiter: RateLimiter::from_env().await?,
-            limits: Limits::default(),
+            limits: Limits::from_env()?,
             websocket_url: chatpad::config::required_var("REALTIME_WEBSOCKET_URL")?,
             public_url: std::env::var("REALTIME_PUBLIC_URL")
                 .ok()

@@ -118,13 +118,14 @@ async fn connect(
                 account,
                 name: name.clone(),
             };
+            // Presence first: API Gateway refuses posts to a connection still in `$connect`.
+            deps.publisher
+                .presence(account, user_id, &name, Presence::Connected)
+                .await;
             deps.publisher
                 .connections
                 .add(connection_id, &listener, &[Channel::Account(account)])
                 .await?;
-            deps.publisher
-                .presence(account, user_id, &name, Presence::Connected)
-                .await;
         }
     }
     Ok(())

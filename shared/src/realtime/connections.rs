@@ -79,6 +79,23 @@ fn expires_in(ttl: Duration) -> AttributeValue {
     AttributeValue::N((now + ttl).as_secs().to_string())
 }
 
+/// One listener of a channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listening {
+    pub channel_key: String,
+    pub connection_id: String,
+    /// When it was added (epoch milliseconds).
+    pub since_ms: u64,
+}
+
+/// Now, in epoch milliseconds.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64
+}
+
 fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
@@ -125,6 +142,7 @@ impl Connections {
             .table_name(&self.table)
             .item("pk", s(channel.key()))
             .item("sk", s(connection_id))
+            .item("since", AttributeValue::N(now_ms().to_string()))
             .item("expires_at", expires_in(CONNECTION_TTL))
             .send()
             .await
@@ -229,8 +247,8 @@ impl Connections {
         }
     }
 
-    /// The connection ids listening on `channel`.
-    pub async fn listeners(&self, channel: Channel) -> anyhow::Result<Vec<(String, String)>> {
+    /// The listeners of `channel`: (channel key, connection id, added at in epoch ms).
+    pub async fn listeners(&self, channel: Channel) -> anyhow::Result<Vec<Listening>> {
         let key = channel.key();
         let mut ids = Vec::new();
         let mut start: Option<HashMap<String, AttributeValue>> = None;
@@ -241,17 +259,24 @@ impl Connections {
                 .table_name(&self.table)
                 .key_condition_expression("pk = :pk")
                 .expression_attribute_values(":pk", s(key.clone()))
-                .projection_expression("sk")
+                .projection_expression("sk, since")
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
                 .with_context(|| format!("listing the listeners of {key}"))?;
-            ids.extend(
-                page.items()
-                    .iter()
-                    .filter_map(|item| item.get("sk").and_then(|v| v.as_s().ok()))
-                    .map(|id| (key.clone(), id.clone())),
-            );
+            ids.extend(page.items().iter().filter_map(|item| {
+                let id = item.get("sk").and_then(|v| v.as_s().ok())?;
+                let since = item
+                    .get("since")
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0);
+                Some(Listening {
+                    channel_key: key.clone(),
+                    connection_id: id.clone(),
+                    since_ms: since,
+                })
+            }));
             match page.last_evaluated_key {
                 Some(next) if !next.is_empty() => start = Some(next),
                 _ => break,

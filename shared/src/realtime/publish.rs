@@ -12,13 +12,16 @@ use aws_sdk_apigatewaymanagement::primitives::Blob;
 use futures::StreamExt;
 use uuid::Uuid;
 
-use super::connections::{Channel, Connections};
+use super::connections::{Channel, Connections, now_ms};
 use super::events::{Event, Routed};
 use crate::db::Transaction;
 use crate::{ApiError, ApiResult};
 
 /// Posts in flight at once during a fan-out.
 const CONCURRENCY: usize = 128;
+/// API Gateway answers 410 for a connection whose `$connect` has not returned yet: a listener
+/// younger than this is not deleted for a 410 (a stale one is, and its TTL ends it anyway).
+const CONNECT_GRACE_MS: u64 = 10_000;
 
 /// Publishes events to WebSocket connections.
 #[derive(Debug, Clone)]
@@ -107,19 +110,23 @@ impl Publisher {
         let mut seen = HashSet::new();
         let mut targets = Vec::new();
         for channel in channels {
-            for (channel_key, id) in self.connections.listeners(*channel).await? {
-                if seen.insert(id.clone()) {
-                    targets.push((channel_key, id));
+            for listening in self.connections.listeners(*channel).await? {
+                if seen.insert(listening.connection_id.clone()) {
+                    targets.push(listening);
                 }
             }
         }
         let results: Vec<PostResult> = futures::stream::iter(targets)
-            .map(|(channel_key, id)| {
+            .map(|listening| {
                 let payload = payload.clone();
                 async move {
-                    let result = self.post(&id, payload).await;
-                    if result == PostResult::Gone {
-                        self.connections.remove_listener(&channel_key, &id).await;
+                    let result = self.post(&listening.connection_id, payload).await;
+                    if result == PostResult::Gone
+                        && now_ms().saturating_sub(listening.since_ms) > CONNECT_GRACE_MS
+                    {
+                        self.connections
+                            .remove_listener(&listening.channel_key, &listening.connection_id)
+                            .await;
                     }
                     result
                 }
