@@ -21,4 +21,9 @@ base="http://localhost:${CARGO_LAMBDA_PORT:-9000}/lambda-url/management-api"
   --generation-database none --request-timeout 30 \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance)
 
+# Human takeover and realtime end to end, over real WebSockets through the dev gateway: a
+# visitor chatting, a team member taking over, messages and typing both ways, a dropped
+# connection catching up, the bot resuming, another account's member refused.
+"$ROOT/.venv/bin/python" infra/realtime_check.py e2e
+
 cargo nextest run --workspace --all-features --no-fail-fast
