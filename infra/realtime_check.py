@@ -20,7 +20,8 @@ import sys
 import time
 import uuid
 
-from aiohttp import ClientSession, ClientTimeout, WSMsgType, WSServerHandshakeError
+from aiohttp import (ClientSession, ClientTimeout, TCPConnector, WSMsgType,
+                     WSServerHandshakeError)
 
 LAMBDA = f"http://localhost:{os.environ.get('CARGO_LAMBDA_PORT', '9000')}/lambda-url"
 WS = f"ws://localhost:{os.environ.get('CHATPAD_WS_PORT', '9001')}"
@@ -264,7 +265,9 @@ def percentile(values: list[float], p: float) -> float:
 
 async def bench(samples: int, fanout: int) -> None:
     agent, owner_jwt = env("DEMO_AGENT_ID"), env("DEMO_JWT")
-    async with ClientSession(timeout=ClientTimeout(total=300)) as http:
+    # No pool limit: each WebSocket holds a connection (aiohttp's default pool is 100).
+    async with ClientSession(timeout=ClientTimeout(total=300),
+                             connector=TCPConnector(limit=0)) as http:
         api = Api(http)
         visitor_id = f"bench-{uuid.uuid4().hex[:12]}"
         conversation = (await api.chat(agent, visitor_id, "Hello"))["conversationId"]
@@ -307,6 +310,18 @@ async def bench(samples: int, fanout: int) -> None:
         print(f"fan-out of one event to {len(inboxes)} connections of one account: "
               f"{elapsed:.0f} ms from the request to the last delivery (target <= 1000 ms)",
               flush=True)
+        # The publisher's own part (listing the connections + every post acknowledged by the
+        # gateway), from send-human-message's log line.
+        log = os.path.join(os.path.dirname(__file__), "..", ".local", "watch.log")
+        try:
+            with open(log, errors="replace") as f:
+                lines = [json.loads(line) for line in f if '"realtime fan-out"' in line]
+            fields = [l["fields"] for l in lines if l["fields"].get("delivered", 0) >= len(inboxes)]
+            if fields:
+                print(f"  of which the publisher (list connections, {fields[-1]['delivered']} "
+                      f"posts acknowledged): {fields[-1]['elapsed_ms']} ms", flush=True)
+        except (OSError, ValueError, KeyError):
+            pass
         await asyncio.gather(*(inbox.close() for inbox in inboxes))
         await visitor.close()
         await api.manage("POST", f"/v1/conversations/{conversation}/takeover/end", owner_jwt,

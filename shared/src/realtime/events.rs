@@ -55,7 +55,9 @@ pub struct Routed {
 pub enum Scope {
     /// One conversation (a visitor, or a team member looking at it).
     Conversation(Uuid),
-    /// Every conversation of an account (the team's inbox).
+    /// Every conversation of an account (the team's inbox). Within a conversation ids follow
+    /// commit order; across conversations two concurrent writers may commit out of id order,
+    /// so an inbox that reconnects should also reload its lists, not trust the cursor alone.
     Account(Uuid),
 }
 

@@ -90,10 +90,21 @@ impl Publisher {
 
     /// Sends `event` to `channels`, logging failures.
     pub async fn send_logged(&self, channels: &[Channel], event: &Event) -> Fanout {
+        let started = std::time::Instant::now();
         match self.send(channels, event).await {
             Ok(fanout) => {
+                let elapsed_ms = started.elapsed().as_millis() as u64;
                 if fanout.failed > 0 {
                     tracing::warn!(kind = %event.kind, failed = fanout.failed, "some realtime posts failed");
+                }
+                if fanout.delivered + fanout.gone > 0 {
+                    tracing::info!(
+                        kind = %event.kind,
+                        delivered = fanout.delivered,
+                        gone = fanout.gone,
+                        elapsed_ms,
+                        "realtime fan-out"
+                    );
                 }
                 fanout
             }
