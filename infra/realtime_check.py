@@ -119,6 +119,11 @@ class Api:
             text = await resp.text()
             return resp.status, (json.loads(text) if text.strip() else {})
 
+    async def activate(self, agent: str, jwt: str) -> None:
+        """The demo agent active again (a previous schemathesis run may have disabled it)."""
+        status, body = await self.manage("PATCH", f"/v1/agents/{agent}", jwt, {"status": "active"})
+        assert status == 200, (status, body)
+
     async def chat(self, agent: str, visitor: str, message: str, conversation: str | None = None):
         body = {"agentId": agent, "visitorId": visitor, "message": message}
         if conversation:
@@ -151,6 +156,7 @@ async def e2e() -> None:
     async with ClientSession(timeout=ClientTimeout(total=120)) as http:
         api = Api(http)
         visitor_id = f"e2e-{uuid.uuid4().hex[:12]}"
+        await api.activate(agent, owner_jwt)
         first = await api.chat(agent, visitor_id, "Hello! What are your opening hours?")
         conversation = first["conversationId"]
         step = lambda text: print(f"realtime e2e: {text}", flush=True)  # noqa: E731
@@ -270,6 +276,7 @@ async def bench(samples: int, fanout: int) -> None:
                              connector=TCPConnector(limit=0)) as http:
         api = Api(http)
         visitor_id = f"bench-{uuid.uuid4().hex[:12]}"
+        await api.activate(agent, owner_jwt)
         conversation = (await api.chat(agent, visitor_id, "Hello"))["conversationId"]
         status, body = await api.manage("POST", f"/v1/conversations/{conversation}/takeover",
                                         owner_jwt)
