@@ -1,6 +1,9 @@
 //! WebSocket connections and agents' presence in DynamoDB (`REALTIME_TABLE`, keys `pk`/`sk`,
 //! TTL on `expires_at`):
-//! - `pk = "ch#<channel>"`, `sk = <connection id>`: one item per listener of a channel;
+//! - `pk = "ch#<channel>"`, `sk = "listeners"`: the channel's connection ids as one string set
+//!   (`conns`), so a publisher reads a channel in one `GetItem` (one item of ≤ 400 KB: about
+//!   15,000 connections per channel). Added and removed atomically (`ADD` / `DELETE`); the
+//!   item lives 2 h 10 min after the latest join — every member is younger than that;
 //! - `pk = "conn#<connection id>"`, `sk = "meta"`: who the connection is and its channels, so
 //!   `$disconnect` can remove it everywhere;
 //! - `pk = "presence#<account>"`, `sk = <user id>`: an agent's status, kept alive by the inbox.
@@ -13,7 +16,7 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, WriteRequest};
+use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -63,6 +66,9 @@ pub enum Listener {
 pub struct Connection {
     pub listener: Listener,
     pub channels: Vec<String>,
+    /// When `$connect` ran (epoch milliseconds).
+    #[serde(default)]
+    pub connected_ms: u64,
 }
 
 /// The connection store.
@@ -79,13 +85,14 @@ fn expires_in(ttl: Duration) -> AttributeValue {
     AttributeValue::N((now + ttl).as_secs().to_string())
 }
 
+/// The sort key of a channel's listener set.
+const LISTENERS: &str = "listeners";
+
 /// One listener of a channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listening {
     pub channel_key: String,
     pub connection_id: String,
-    /// When it was added (epoch milliseconds).
-    pub since_ms: u64,
 }
 
 /// Now, in epoch milliseconds.
@@ -119,6 +126,7 @@ impl Connections {
         let record = Connection {
             listener: listener.clone(),
             channels: channels.iter().map(|c| c.key()).collect(),
+            connected_ms: now_ms(),
         };
         self.client
             .put_item()
@@ -138,12 +146,13 @@ impl Connections {
 
     async fn put_listener(&self, connection_id: &str, channel: Channel) -> anyhow::Result<()> {
         self.client
-            .put_item()
+            .update_item()
             .table_name(&self.table)
-            .item("pk", s(channel.key()))
-            .item("sk", s(connection_id))
-            .item("since", AttributeValue::N(now_ms().to_string()))
-            .item("expires_at", expires_in(CONNECTION_TTL))
+            .key("pk", s(channel.key()))
+            .key("sk", s(LISTENERS))
+            .update_expression("ADD conns :c SET expires_at = :exp")
+            .expression_attribute_values(":c", AttributeValue::Ss(vec![connection_id.into()]))
+            .expression_attribute_values(":exp", expires_in(CONNECTION_TTL))
             .send()
             .await
             .with_context(|| format!("adding connection {connection_id} to {}", channel.key()))?;
@@ -201,88 +210,74 @@ impl Connections {
     /// Forgets a connection everywhere; returns its record when it was known.
     pub async fn remove(&self, connection_id: &str) -> anyhow::Result<Option<Connection>> {
         let record = self.get(connection_id).await?;
-        let mut keys = vec![(format!("conn#{connection_id}"), "meta".to_owned())];
         if let Some(record) = &record {
-            keys.extend(
-                record
-                    .channels
-                    .iter()
-                    .map(|channel| (channel.clone(), connection_id.to_owned())),
-            );
+            for channel in &record.channels {
+                self.remove_listener(channel, connection_id).await;
+            }
         }
-        for batch in keys.chunks(25) {
-            let requests = batch
-                .iter()
-                .map(|(pk, sk)| {
-                    let delete = DeleteRequest::builder()
-                        .key("pk", s(pk.clone()))
-                        .key("sk", s(sk.clone()))
-                        .build()
-                        .expect("keys are set");
-                    WriteRequest::builder().delete_request(delete).build()
-                })
-                .collect();
-            self.client
-                .batch_write_item()
-                .request_items(&self.table, requests)
-                .send()
-                .await
-                .with_context(|| format!("removing connection {connection_id}"))?;
-        }
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("conn#{connection_id}")))
+            .key("sk", s("meta"))
+            .send()
+            .await
+            .with_context(|| format!("removing connection {connection_id}"))?;
         Ok(record)
     }
 
-    /// Removes one listener of one channel (a publisher got 410 Gone for it).
+    /// Removes one connection from one channel (it disconnected, or answered 410 Gone).
     pub async fn remove_listener(&self, channel_key: &str, connection_id: &str) {
         let result = self
             .client
-            .delete_item()
+            .update_item()
             .table_name(&self.table)
             .key("pk", s(channel_key))
-            .key("sk", s(connection_id))
+            .key("sk", s(LISTENERS))
+            .update_expression("DELETE conns :c")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":c", AttributeValue::Ss(vec![connection_id.into()]))
             .send()
             .await;
-        if let Err(err) = result {
-            tracing::warn!(error = %aws_sdk_dynamodb::error::DisplayErrorContext(&err), connection_id, "removing a gone connection failed");
+        match result {
+            Ok(_) => {}
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
+            Err(err) => {
+                tracing::warn!(error = %aws_sdk_dynamodb::error::DisplayErrorContext(&err), connection_id, "removing a connection from a channel failed")
+            }
         }
     }
 
-    /// The listeners of `channel`: (channel key, connection id, added at in epoch ms).
+    /// The listeners of `channel`, in one read.
     pub async fn listeners(&self, channel: Channel) -> anyhow::Result<Vec<Listening>> {
         let key = channel.key();
-        let mut ids = Vec::new();
-        let mut start: Option<HashMap<String, AttributeValue>> = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(key.clone()))
-                .projection_expression("sk, since")
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .with_context(|| format!("listing the listeners of {key}"))?;
-            ids.extend(page.items().iter().filter_map(|item| {
-                let id = item.get("sk").and_then(|v| v.as_s().ok())?;
-                let since = item
-                    .get("since")
-                    .and_then(|v| v.as_n().ok())
-                    .and_then(|n| n.parse().ok())
-                    .unwrap_or(0);
-                Some(Listening {
-                    channel_key: key.clone(),
-                    connection_id: id.clone(),
-                    since_ms: since,
-                })
-            }));
-            match page.last_evaluated_key {
-                Some(next) if !next.is_empty() => start = Some(next),
-                _ => break,
-            }
-        }
-        Ok(ids)
+        let item = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(key.clone()))
+            .key("sk", s(LISTENERS))
+            .projection_expression("conns")
+            .send()
+            .await
+            .with_context(|| format!("listing the listeners of {key}"))?
+            .item;
+        let ids = item
+            .as_ref()
+            .and_then(|item| item.get("conns"))
+            .and_then(|v| v.as_ss().ok())
+            .cloned()
+            .unwrap_or_default();
+        Ok(ids
+            .into_iter()
+            .map(|connection_id| Listening {
+                channel_key: key.clone(),
+                connection_id,
+            })
+            .collect())
     }
 
     fn presence_update(

@@ -12,15 +12,15 @@ use aws_sdk_apigatewaymanagement::primitives::Blob;
 use futures::StreamExt;
 use uuid::Uuid;
 
-use super::connections::{Channel, Connections, now_ms};
+use super::connections::{Channel, Connections, Listening, now_ms};
 use super::events::{Event, Routed};
 use crate::db::Transaction;
 use crate::{ApiError, ApiResult};
 
 /// Posts in flight at once during a fan-out.
 const CONCURRENCY: usize = 128;
-/// API Gateway answers 410 for a connection whose `$connect` has not returned yet: a listener
-/// younger than this is not deleted for a 410 (a stale one is, and its TTL ends it anyway).
+/// API Gateway answers 410 for a connection whose `$connect` has not returned yet: a
+/// connection younger than this is not removed for a 410.
 const CONNECT_GRACE_MS: u64 = 10_000;
 
 /// Publishes events to WebSocket connections.
@@ -36,6 +36,8 @@ pub struct Fanout {
     pub delivered: usize,
     pub gone: usize,
     pub failed: usize,
+    /// Time spent listing the channels' connections, in milliseconds.
+    pub listed_ms: u64,
 }
 
 impl Publisher {
@@ -102,6 +104,7 @@ impl Publisher {
                         kind = %event.kind,
                         delivered = fanout.delivered,
                         gone = fanout.gone,
+                        listed_ms = fanout.listed_ms,
                         elapsed_ms,
                         "realtime fan-out"
                     );
@@ -118,6 +121,7 @@ impl Publisher {
     /// Sends `event` once to every connection listening on any of `channels`.
     pub async fn send(&self, channels: &[Channel], event: &Event) -> anyhow::Result<Fanout> {
         let payload = serde_json::to_vec(event).context("encoding an event")?;
+        let started = std::time::Instant::now();
         let mut seen = HashSet::new();
         let mut targets = Vec::new();
         for channel in channels {
@@ -127,17 +131,14 @@ impl Publisher {
                 }
             }
         }
+        let listed_ms = started.elapsed().as_millis() as u64;
         let results: Vec<PostResult> = futures::stream::iter(targets)
             .map(|listening| {
                 let payload = payload.clone();
                 async move {
                     let result = self.post(&listening.connection_id, payload).await;
-                    if result == PostResult::Gone
-                        && now_ms().saturating_sub(listening.since_ms) > CONNECT_GRACE_MS
-                    {
-                        self.connections
-                            .remove_listener(&listening.channel_key, &listening.connection_id)
-                            .await;
+                    if result == PostResult::Gone {
+                        self.forget_gone(&listening).await;
                     }
                     result
                 }
@@ -145,7 +146,10 @@ impl Publisher {
             .buffer_unordered(CONCURRENCY)
             .collect()
             .await;
-        let mut fanout = Fanout::default();
+        let mut fanout = Fanout {
+            listed_ms,
+            ..Fanout::default()
+        };
         for result in results {
             match result {
                 PostResult::Delivered => fanout.delivered += 1,
@@ -154,6 +158,39 @@ impl Publisher {
             }
         }
         Ok(fanout)
+    }
+
+    /// A connection answered 410. Unless it is still in its `$connect` (API Gateway answers
+    /// 410 until `$connect` returns), it is removed from the channel — and forgotten when it
+    /// vanished without a `$disconnect`.
+    async fn forget_gone(&self, listening: &Listening) {
+        let record = match self.connections.get(&listening.connection_id).await {
+            Ok(record) => record,
+            Err(err) => {
+                tracing::warn!(
+                    error = format!("{err:#}"),
+                    "reading a gone connection failed"
+                );
+                return;
+            }
+        };
+        if record
+            .as_ref()
+            .is_some_and(|r| now_ms().saturating_sub(r.connected_ms) <= CONNECT_GRACE_MS)
+        {
+            return;
+        }
+        self.connections
+            .remove_listener(&listening.channel_key, &listening.connection_id)
+            .await;
+        if record.is_some()
+            && let Err(err) = self.connections.remove(&listening.connection_id).await
+        {
+            tracing::warn!(
+                error = format!("{err:#}"),
+                "forgetting a gone connection failed"
+            );
+        }
     }
 
     /// Sends a frame to one connection; `Ok(false)` when it is gone.
