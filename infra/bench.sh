@@ -2,10 +2,12 @@
 # `make bench`: release builds, then the benchmarks against the local stack.
 #   1. functions: binary size, cold start, memory, latency (infra/bench.py), and webhook
 #      delivery throughput and latency (webhook-worker's example webhook-bench);
-#   2. knowledge: embedding throughput (chatpad-embed-bench), chunking throughput
+#   2. realtime: human message -> visitor latency through the dev WebSocket gateway, fan-out
+#      of one event to 1,000 connections (infra/realtime_check.py bench);
+#   3. knowledge: embedding throughput (chatpad-embed-bench), chunking throughput
 #      (chatpad-chunk-bench), retrieval quality on aws-docs-qa (chatpad-retrieval-bench) and
 #      agent-filtered vector search at scale (chatpad-vector-bench);
-#   3. chat: widget-chat server overhead (100k chunks) and time to first streamed byte
+#   4. chat: widget-chat server overhead (100k chunks) and time to first streamed byte
 #      (examples/chat-bench), get-widget-config requests/s (examples/config-bench).
 # BENCH_VECTOR_ARGS sizes the vector benchmark (default: 1,000 agents x 1,000 chunks plus one
 # agent with 100,000, not yet measured here; "--agents 200" = 300k rows took 6.3 min on a busy
@@ -17,6 +19,11 @@ cargo build --release --workspace --bins
 # Extraction throughput and the sandboxed reader's peak memory (no services needed).
 cargo run --release --quiet -p chatpad-shared --bin chatpad-extract-bench
 infra/with-services.sh bash -c 'cargo run --release --quiet -p chatpad-shared --bin chatpad-migrate && cargo run --release --quiet -p chatpad-shared --bin chatpad-dev-seed && .venv/bin/python infra/bench.py'
+# Realtime through the dev WebSocket gateway (release functions): human message -> visitor
+# latency p50/p95, and one event fanned out to 1,000 inbox connections of one account.
+echo "== realtime"
+REALTIME_CONNECT_RATE_PER_MINUTE=100000 WITH_FUNCTIONS_RELEASE=1 infra/with-services.sh \
+  infra/with-functions.sh bash -c 'cargo run --release --quiet -p chatpad-shared --bin chatpad-migrate && cargo run --release --quiet -p chatpad-shared --bin chatpad-dev-seed && set -a && . .local/demo.env && set +a && .venv/bin/python infra/realtime_check.py bench'
 # Webhook delivery: deliveries/s of one worker instance, event -> first attempt latency.
 echo "== webhooks"
 infra/with-services.sh cargo run --release --quiet -p webhook-worker --example webhook-bench

@@ -8,17 +8,20 @@ cd "$ROOT"
 PY="$ROOT/.venv/bin/python"
 PORT="${CARGO_LAMBDA_PORT:-9000}"
 export CARGO_LAMBDA_PORT="$PORT"   # the pump posts to this port
+WS_PORT="${CHATPAD_WS_PORT:-9001}"
+export CHATPAD_WS_PORT="$WS_PORT"  # the dev WebSocket gateway (stack.py writes its URLs)
 # The PyPI cargo-lambda ships the binary as .venv/bin/cargo-lambda: on PATH, cargo runs it
 # as `cargo lambda`.
 export PATH="$ROOT/.venv/bin:$PATH"
 
-watch_pid="" pump_pid=""
+watch_pid="" pump_pid="" gateway_pid=""
 cleanup() {
   trap - EXIT INT TERM
   echo "dev: stopping"
   # watch runs in its own session (setsid): signal its group, which holds cargo and the functions.
   [[ -n "$watch_pid" ]] && kill -TERM -- "-$watch_pid" 2>/dev/null || true
   [[ -n "$pump_pid" ]] && kill -TERM "$pump_pid" 2>/dev/null || true
+  [[ -n "$gateway_pid" ]] && kill -TERM "$gateway_pid" 2>/dev/null || true
   for _ in $(seq 1 50); do   # up to 10 s, then force
     kill -0 -- "-${watch_pid:-0}" 2>/dev/null || kill -0 "${pump_pid:-0}" 2>/dev/null || break
     sleep 0.2
@@ -50,6 +53,9 @@ done
 
 "$PY" infra/stack.py pump &
 pump_pid=$!
+# API Gateway's WebSocket API, locally (cargo lambda does not emulate it).
+"$PY" infra/ws_gateway.py --port "$WS_PORT" --lambda-port "$PORT" &
+gateway_pid=$!
 
 demo_key=""
 if [[ -f .local/demo.env ]]; then
@@ -65,6 +71,7 @@ for manifest in functions/*/Cargo.toml; do
   fn="$(sed -n 's/^name[[:space:]]*=[[:space:]]*"\(.*\)"/\1/p' "$manifest" | head -n1)"
   echo "  http://localhost:$PORT/lambda-url/${fn:-$(basename "$(dirname "$manifest")")}/"
 done
+echo "  ws://localhost:$WS_PORT/?token=<visitor token from realtime /token, or a JWT>   (WebSocket gateway)"
 echo
 echo "Try:"
 echo "  curl -s -X POST http://localhost:$PORT/lambda-url/validate-api-key/ -H 'content-type: application/json' -d '{\"apiKey\":\"${demo_key:-<DEMO_API_KEY from .local/demo.env>}\"}'"
@@ -75,4 +82,4 @@ echo
 echo "Env: .local/env   Logs: .local/pg/postgres.log .local/moto.log   Ctrl-C stops everything."
 
 # Return when Ctrl-C arrives or when watch or the pump dies (then clean up the rest).
-wait -n "$watch_pid" "$pump_pid" || true
+wait -n "$watch_pid" "$pump_pid" "$gateway_pid" || true

@@ -57,6 +57,8 @@ MOTO_URL = f"http://localhost:{MOTO_PORT}"
 PUMP_PID = LOCAL / "pump.pid"
 PUMP_LOG = LOCAL / "pump.log"
 LAMBDA_PORT = int(os.environ.get("CARGO_LAMBDA_PORT", "9000"))
+# The dev WebSocket gateway (infra/ws_gateway.py), API Gateway's stand-in.
+WS_PORT = int(os.environ.get("CHATPAD_WS_PORT", "9001"))
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"  # moto's default account id
@@ -166,6 +168,7 @@ def ensure_secrets() -> dict[str, str]:
         "JWT_HS256_SECRET": lambda: secrets.token_hex(32),
         "API_KEY_PEPPER": lambda: secrets.token_hex(32),
         "ENCRYPTION_KEY": lambda: base64.b64encode(secrets.token_bytes(32)).decode(),
+        "REALTIME_TOKEN_SECRET": lambda: secrets.token_hex(32),
     }
     missing = [k for k in wanted if not have.get(k)]
     if missing:
@@ -523,6 +526,12 @@ def cmd_start(args) -> None:
             "JWT_HS256_SECRET": sec["JWT_HS256_SECRET"],
             "API_KEY_PEPPER": sec["API_KEY_PEPPER"],
             "ENCRYPTION_KEY": sec["ENCRYPTION_KEY"],
+            # Realtime: visitor tokens, the WebSocket URL clients use, the @connections
+            # endpoint publishers post to (both the dev gateway), the realtime function's URL.
+            "REALTIME_TOKEN_SECRET": sec["REALTIME_TOKEN_SECRET"],
+            "REALTIME_WEBSOCKET_URL": f"ws://localhost:{WS_PORT}",
+            "REALTIME_CALLBACK_URL": f"http://localhost:{WS_PORT}",
+            "REALTIME_PUBLIC_URL": f"http://localhost:{LAMBDA_PORT}/lambda-url/realtime",
             "EMBEDDING_MODEL_DIR": str(embedding_model_dir()),
             # Local only: lets knowledge crawls reach sites served on loopback (tests, a docs
             # server on your machine). Never set in the template: production allows no

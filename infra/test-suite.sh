@@ -10,6 +10,12 @@ cargo run --quiet -p chatpad-shared --bin chatpad-migrate
 cargo run --quiet -p chatpad-shared --bin chatpad-dev-seed
 set -a; . "$ROOT/.local/demo.env"; set +a
 
+# Human takeover and realtime end to end, over real WebSockets through the dev gateway: a
+# visitor chatting, a team member taking over, messages and typing both ways, a dropped
+# connection catching up, the bot resuming, another account's member refused.
+# Before schemathesis, which may disable or delete the demo agent.
+"$ROOT/.venv/bin/python" infra/realtime_check.py e2e
+
 # Property-based tests of the management API from its own OpenAPI document: a fixed seed and a
 # bounded number of examples; no 5xx, and every response must match the documented schema.
 # (Positive mode: cargo lambda's local emulator itself answers 500 to request bodies that are

@@ -2,29 +2,42 @@
 # with-functions.sh CMD...  (used by `make test`)
 # Runs CMD with every function served by `cargo lambda watch` at
 # http://localhost:$CARGO_LAMBDA_PORT/lambda-url/<function>/ (default port 9000), as in
-# `make dev`. Expects the services' environment to be exported (run it under
+# `make dev`, and the dev WebSocket gateway (infra/ws_gateway.py) on
+# ws://localhost:$CHATPAD_WS_PORT (default 9001). Expects the services' environment to be exported (run it under
 # with-services.sh). Stops the functions afterwards; exits with CMD's exit code.
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PORT="${CARGO_LAMBDA_PORT:-9000}"
-export CARGO_LAMBDA_PORT="$PORT" PATH="$ROOT/.venv/bin:$PATH"
+WS_PORT="${CHATPAD_WS_PORT:-9001}"
+export CARGO_LAMBDA_PORT="$PORT" CHATPAD_WS_PORT="$WS_PORT" PATH="$ROOT/.venv/bin:$PATH"
 if (($# == 0)); then echo "usage: $0 CMD [ARGS...]" >&2; exit 2; fi
 if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
   echo "with-functions: port $PORT is in use (another cargo lambda watch?); set CARGO_LAMBDA_PORT" >&2
+  exit 1
+fi
+if (exec 3<>"/dev/tcp/127.0.0.1/$WS_PORT") 2>/dev/null; then
+  echo "with-functions: port $WS_PORT is in use (another WebSocket gateway?); set CHATPAD_WS_PORT" >&2
   exit 1
 fi
 
 cd "$ROOT"
 # Its own session, so stopping it stops the functions it spawned too.
 # --ignore-changes: no hot reloads mid-suite (a reload answers in-flight requests with 500).
-setsid cargo lambda watch --ignore-changes --invoke-port "$PORT" >"$ROOT/.local/watch.log" 2>&1 &
+# WITH_FUNCTIONS_RELEASE=1 serves release builds (`make bench`).
+setsid cargo lambda watch --ignore-changes ${WITH_FUNCTIONS_RELEASE:+--release} --invoke-port "$PORT" \
+  >"$ROOT/.local/watch.log" 2>&1 &
 watch_pid=$!
 # The SQS -> worker pump and the scheduler's ticks, as Lambda would run them: tests see
 # knowledge sources processed by the real ingest-worker.
 "$ROOT/.venv/bin/python" "$ROOT/infra/stack.py" pump --port "$PORT" >"$ROOT/.local/pump.log" 2>&1 &
 pump_pid=$!
+# API Gateway's WebSocket API, locally: browsers' connections become events for `realtime`.
+"$ROOT/.venv/bin/python" "$ROOT/infra/ws_gateway.py" --port "$WS_PORT" --lambda-port "$PORT" \
+  >"$ROOT/.local/ws-gateway.log" 2>&1 &
+gateway_pid=$!
 stop() {
+  kill -TERM "$gateway_pid" 2>/dev/null; wait "$gateway_pid" 2>/dev/null
   kill -TERM "$pump_pid" 2>/dev/null; wait "$pump_pid" 2>/dev/null
   kill -TERM -- "-$watch_pid" 2>/dev/null; wait "$watch_pid" 2>/dev/null
 }
@@ -48,6 +61,7 @@ for manifest in "$ROOT"/functions/*/Cargo.toml; do
     sleep 1
   done
 done
-echo "with-functions: functions served at http://localhost:$PORT/lambda-url/<function>/ (log .local/watch.log)" >&2
+echo "with-functions: functions served at http://localhost:$PORT/lambda-url/<function>/ (log .local/watch.log)," \
+  "WebSocket gateway at ws://localhost:$WS_PORT (log .local/ws-gateway.log)" >&2
 "$@"
 exit $?

@@ -12,6 +12,10 @@
 //! - [`embeddings`]: text embeddings — all-MiniLM-L6-v2 in-process (feature `local-embeddings`,
 //!   the `chatpad-minilm` crate), or an OpenAI-compatible API.
 //! - [`team`]: sharing an account with team members in roles.
+//! - [`takeover`]: a team member taking a conversation over from the bot, answering, handing
+//!   it back; the inbox's "needs attention" list.
+//! - [`realtime`]: conversation events pushed over WebSocket connections (API Gateway), visitor
+//!   tokens, connections and presence in DynamoDB, catch-up from Postgres.
 //! - [`leads`]: contact details captured by the widget's form; listing and CSV export.
 //! - [`pagination`]: cursors, page sizes and whitelisted sorts of every listing.
 //! - [`auth`]: who is calling — JWT verification, API keys, the claims handed to Postgres —
@@ -48,7 +52,9 @@ pub mod net;
 pub mod outbox;
 pub mod pagination;
 pub mod ratelimit;
+pub mod realtime;
 pub mod sqs;
+pub mod takeover;
 pub mod team;
 pub mod telemetry;
 #[cfg(feature = "test-support")]

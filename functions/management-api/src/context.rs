@@ -151,8 +151,11 @@ pub async fn run(deps: &ManagementDeps, req: &Request) -> ApiResult<Response<Bod
         query,
     };
     let response = routes::dispatch(route, &ctx).await?;
-    tx.commit().await?;
-    if req.method() != Method::GET {
+    if req.method() == Method::GET {
+        tx.commit().await?;
+    } else {
+        // Conversation changes (takeovers, assignment) reach the widget and the inbox live.
+        deps.publisher.commit(tx).await?;
         // Jobs the change queued (ingestion, file deletion) go to SQS now; if this fails the
         // scheduler's sweep sends them within a minute.
         drop(client);

@@ -13,6 +13,7 @@ use chatpad::knowledge::files::FileStore;
 use chatpad::net::GuardConfig;
 use chatpad::outbox::Relay;
 use chatpad::ratelimit::{Limit, RateLimiter};
+use chatpad::realtime::Publisher;
 use chatpad::{Deps, http};
 use lambda_http::{Body, Request, Response};
 
@@ -37,6 +38,9 @@ pub struct ManagementDeps {
     pub secrets: SecretBox,
     /// The SSRF guard's settings, to refuse webhook URLs early (`SSRF_ALLOW_CIDRS`).
     pub guard: GuardConfig,
+    /// Publishes the realtime events of each change after it commits (`REALTIME_TABLE`,
+    /// `REALTIME_CALLBACK_URL`).
+    pub publisher: Publisher,
 }
 
 impl ManagementDeps {
@@ -51,6 +55,7 @@ impl ManagementDeps {
         Ok(ManagementDeps {
             files: FileStore::from_env(&sdk)?,
             relay: Relay::from_env(&sdk)?,
+            publisher: Publisher::from_env(&sdk)?,
             secrets: SecretBox::from_base64_key(&chatpad::config::required_var("ENCRYPTION_KEY")?)?,
             guard: GuardConfig::from_env()?,
             jwt: JwtVerifier::new(&deps.config.jwt)?,

@@ -23,9 +23,11 @@ use chatpad::webhooks::deliveries::{Attempt, Delivery, DeliveryDetail};
 use chatpad::webhooks::endpoints::{NewWebhook, SecretRotation, Webhook, WebhookChanges};
 use chatpad::webhooks::events::EventType;
 
+use chatpad::takeover::{EndAction, InboxConversation, Takeover};
+
 use crate::routes::{
-    agents, api_keys, help_articles, knowledge, knowledge_gaps, leads, meta, security_logs, team,
-    webhooks,
+    agents, api_keys, conversations, help_articles, knowledge, knowledge_gaps, leads, meta,
+    security_logs, team, webhooks,
 };
 
 /// The error body of every 4xx/5xx response.
@@ -66,6 +68,8 @@ Signed-in users act in their own account unless `X-Account-Id` names another acc
         webhooks::delete_webhook, webhooks::rotate_webhook_secret, webhooks::list_webhook_deliveries,
         webhooks::get_webhook_delivery, webhooks::replay_webhook_delivery,
         knowledge_gaps::list_knowledge_gaps, knowledge_gaps::update_knowledge_gap,
+        conversations::list_attention, conversations::start_takeover, conversations::end_takeover,
+        conversations::assign,
     ),
     components(schemas(
         ErrorResponse, ErrorDetail, Agent, AgentFields, AgentStatus, Appearance, DarkMode, LauncherIcon,
@@ -75,6 +79,8 @@ Signed-in users act in their own account unless `X-Account-Id` names another acc
         Source, Progress, NewSource, QaPair, SourceChanges, ChunkView, UploadRequest, UploadTicket,
         Lead, LeadChanges, Webhook, NewWebhook, WebhookChanges, SecretRotation, EventType, Delivery, DeliveryDetail, Attempt,
         KnowledgeGap, knowledge_gaps::GapChange,
+        InboxConversation, Takeover, EndAction, conversations::TakeoverEnd, conversations::Assignment,
+        conversations::Assigned,
     )),
     modifiers(&CommonResponses),
 )]

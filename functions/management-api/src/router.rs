@@ -54,6 +54,10 @@ pub enum Route {
     ReplayWebhookDelivery,
     ListKnowledgeGaps,
     UpdateKnowledgeGap,
+    ListAttention,
+    StartTakeover,
+    EndTakeover,
+    AssignConversation,
 }
 
 /// (method, path template, route). `{name}` segments are UUIDs.
@@ -195,6 +199,26 @@ pub const ROUTES: &[(Method, &str, Route)] = &[
         Method::PATCH,
         "/v1/knowledge-gaps/{gapId}",
         Route::UpdateKnowledgeGap,
+    ),
+    (
+        Method::GET,
+        "/v1/conversations/attention",
+        Route::ListAttention,
+    ),
+    (
+        Method::POST,
+        "/v1/conversations/{conversationId}/takeover",
+        Route::StartTakeover,
+    ),
+    (
+        Method::POST,
+        "/v1/conversations/{conversationId}/takeover/end",
+        Route::EndTakeover,
+    ),
+    (
+        Method::PUT,
+        "/v1/conversations/{conversationId}/assignee",
+        Route::AssignConversation,
     ),
 ];
 

@@ -181,6 +181,7 @@ async fn main() -> anyhow::Result<()> {
     let deps = |providers: Providers| async {
         Arc::new(WidgetChatDeps {
             relay: None,
+            publisher: None,
             api_key_pepper: "bench-pepper".to_owned().into(),
             chat: Chat {
                 db: test.db.clone(),

@@ -23,6 +23,7 @@ use chatpad::embeddings::Embedder;
 use chatpad::llm::{Providers, sse};
 use chatpad::outbox::Relay;
 use chatpad::ratelimit::{Limit, RateLimiter};
+use chatpad::realtime::{Publisher, Routed};
 use chatpad::{ApiError, ApiResult, Deps, http};
 use futures::StreamExt;
 use http_body::Frame;
@@ -122,6 +123,9 @@ pub struct WidgetChatDeps {
     /// Sends the webhook events the conversation's rows emitted (outbox) right after the
     /// answer; without it the scheduler's sweep sends them within a minute.
     pub relay: Option<Relay>,
+    /// Pushes the stored messages to the conversation's and the inbox's WebSocket
+    /// connections; without it clients see them when they poll `GET /events`.
+    pub publisher: Option<Publisher>,
     /// Mixed into API key hashes (`API_KEY_PEPPER`).
     pub api_key_pepper: SecretString,
     pub limiter: RateLimiter,
@@ -135,6 +139,7 @@ impl WidgetChatDeps {
         let sdk = chatpad::aws::sdk_config().await;
         Ok(WidgetChatDeps {
             relay: Some(Relay::from_env(&sdk)?),
+            publisher: Some(Publisher::from_env(&sdk)?),
             api_key_pepper: deps.config.api_key_pepper,
             chat: Chat {
                 db: deps.db,
@@ -229,7 +234,10 @@ async fn chat(
             conversation_id,
             conversation_created,
             user_message_id,
+            events,
         } => {
+            // The team member answering sees the visitor's message now.
+            publish(deps, &events).await;
             relay_events(deps).await;
             return respond(
                 streaming,
@@ -242,6 +250,7 @@ async fn chat(
         }
         Outcome::Answer(pending) => pending,
     };
+    publish(deps, &pending.events).await;
 
     let (conversation_id, conversation_created, user_message_id) = (
         pending.conversation_id,
@@ -256,6 +265,9 @@ async fn chat(
     };
     if !streaming {
         let reply = pending.answer(&deps.chat, &mut |_| {}).await;
+        if let Ok(reply) = &reply {
+            publish(deps, &reply.events).await;
+        }
         relay_events(deps).await;
         return json_response(&answered(reply?));
     }
@@ -281,7 +293,11 @@ async fn chat(
             |text: &str| send("delta", serde_json::json!({ "text": text }).to_string());
         let result = pending.answer(&deps.chat, &mut on_delta).await;
         match result {
-            Ok(reply) => send("done", to_json(&answered(reply))),
+            Ok(reply) => {
+                let events = reply.events.clone();
+                send("done", to_json(&answered(reply)));
+                publish(&deps, &events).await;
+            }
             Err(err) => {
                 let body = serde_json::json!({
                     "code": err.code(),
@@ -298,6 +314,14 @@ async fn chat(
         relay_events(&deps).await;
     });
     Ok(event_stream(receiver.map(Ok)))
+}
+
+/// Publishes the realtime events of this request's writes (failures are only logged: the
+/// clients catch up from `GET /events`).
+async fn publish(deps: &WidgetChatDeps, events: &[Routed]) {
+    if let Some(publisher) = &deps.publisher {
+        publisher.publish(events).await;
+    }
 }
 
 /// Relays the webhook events this request's writes emitted (`message.received`,

@@ -6,12 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use chatpad::auth::api_keys;
+use chatpad::auth::{Caller, api_keys};
 use chatpad::chat::{Chat, ChatLimits};
 use chatpad::llm::anthropic::AnthropicChat;
 use chatpad::llm::openai::OpenAiChat;
 use chatpad::llm::{Endpoint, Providers, sse};
 use chatpad::ratelimit::Limit;
+use chatpad::takeover::{self, EndAction};
 use chatpad::testing::http::{Part, Reply, Seen, Server, respond};
 use chatpad::testing::{SeedSource, TestDb, local_embedder, rate_limiter};
 use http_body_util::BodyExt;
@@ -87,6 +88,7 @@ fn limits(per_visitor: u32) -> RateLimits {
 async fn deps(test: &TestDb, providers: Providers, chat_limits: ChatLimits) -> Arc<WidgetChatDeps> {
     Arc::new(WidgetChatDeps {
         relay: None,
+        publisher: None,
         api_key_pepper: PEPPER.to_owned().into(),
         chat: Chat {
             db: test.db.clone(),
@@ -492,6 +494,68 @@ async fn human_takeover_stores_the_message_without_calling_the_model() {
         .unwrap()
         .get(0);
     assert_eq!(stored, 1);
+}
+
+#[tokio::test]
+async fn after_a_takeover_the_bot_resumes_with_the_persons_replies_as_its_own_side() {
+    let f = fixture(None).await;
+    let server = Server::start(|_: &Seen, _| {
+        event_stream(vec![
+            openai_chunk("Refunds take five business days [1]."),
+            openai_end(100, 8),
+        ])
+    })
+    .await;
+    let deps = deps(&f.test, openai(&server), ChatLimits::default()).await;
+    let (_, first) = call(&deps, post(ask(f.agent, "v7", "Hello, my parcel is late"))).await;
+    let conversation: Uuid = first["conversationId"].as_str().unwrap().parse().unwrap();
+
+    // The owner takes over, answers, hands back to the bot (as the management API does).
+    let mut client = f.test.db.client().await.unwrap();
+    let tx = chatpad::db::begin_as(&mut client, &Caller::User { user_id: f.owner })
+        .await
+        .unwrap();
+    takeover::start(&tx, f.owner, conversation).await.unwrap();
+    takeover::send_human_message(&tx, f.owner, conversation, "I have reshipped it today.")
+        .await
+        .unwrap();
+    takeover::end(&tx, f.owner, conversation, EndAction::ReturnedToBot, None)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    drop(client);
+
+    let mut next = ask(f.agent, "v7", "How long do refunds take?");
+    next["conversationId"] = json!(conversation);
+    let (status, body) = call(&deps, post(next)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["answeredBy"], "model");
+
+    // The model saw the person's reply as the business's side, and no joined/left lines.
+    let sent: Value = serde_json::from_slice(&server.requests().last().unwrap().body).unwrap();
+    let turns: Vec<(String, String)> = sent["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .skip(1)
+        .map(|m| {
+            (
+                m["role"].as_str().unwrap().to_owned(),
+                m["content"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert!(
+        turns.contains(&("assistant".into(), "I have reshipped it today.".into())),
+        "{turns:?}"
+    );
+    assert!(
+        !turns
+            .iter()
+            .any(|(_, text)| text.contains("joined the conversation")
+                || text.contains("left the conversation")),
+        "{turns:?}"
+    );
 }
 
 #[tokio::test]

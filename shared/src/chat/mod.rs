@@ -34,6 +34,7 @@ use crate::db::{self, Database, GenericClient};
 use crate::embeddings::Embedder;
 use crate::knowledge::search::{self, Hit, RetrievalMode};
 use crate::llm::{Providers, Role, TokenUsage, Turn};
+use crate::realtime::{self, Routed};
 use crate::vendor_api::non_empty_env;
 use crate::{ApiError, ApiResult};
 use prompt::{Budgets, Citation, Persona};
@@ -112,6 +113,8 @@ pub enum Outcome {
         conversation_id: Uuid,
         conversation_created: bool,
         user_message_id: Uuid,
+        /// Realtime events the stored message wrote, to publish (the inbox sees it live).
+        events: Vec<Routed>,
     },
     /// Stored and retrieved; [`Pending::answer`] produces the reply.
     Answer(Box<Pending>),
@@ -143,6 +146,9 @@ pub struct Reply {
     pub completion_tokens: u32,
     /// From receiving the question to the stored reply, model time included.
     pub latency_ms: u64,
+    /// Realtime events the stored reply wrote, to publish.
+    #[serde(skip)]
+    pub events: Vec<Routed>,
 }
 
 /// A question stored and its knowledge retrieved, waiting for its answer.
@@ -151,6 +157,8 @@ pub struct Pending {
     pub conversation_id: Uuid,
     pub conversation_created: bool,
     pub user_message_id: Uuid,
+    /// Realtime events the stored question wrote, to publish.
+    pub events: Vec<Routed>,
     caller: Caller,
     agent: AgentSettings,
     question: String,
@@ -186,6 +194,7 @@ enum Stored {
         takeover: bool,
         user_message_id: Uuid,
         history: Vec<Turn>,
+        events: Vec<Routed>,
     },
 }
 
@@ -212,19 +221,21 @@ impl Chat {
             self.embedder.embed(std::slice::from_ref(&message)),
             self.store_question(&caller, &question, &message)
         );
-        let (agent, conversation_id, created, user_message_id, history) = match stored? {
+        let (agent, conversation_id, created, user_message_id, history, events) = match stored? {
             Stored::OverPlanLimit(message) => return Ok(Outcome::Unavailable { message }),
             Stored::Open {
                 conversation_id,
                 created,
                 takeover: true,
                 user_message_id,
+                events,
                 ..
             } => {
                 return Ok(Outcome::HumanTakeover {
                     conversation_id,
                     conversation_created: created,
                     user_message_id,
+                    events,
                 });
             }
             Stored::Open {
@@ -233,8 +244,16 @@ impl Chat {
                 created,
                 user_message_id,
                 history,
+                events,
                 ..
-            } => (agent, conversation_id, created, user_message_id, history),
+            } => (
+                agent,
+                conversation_id,
+                created,
+                user_message_id,
+                history,
+                events,
+            ),
         };
 
         if agent.embedding_model != self.embedder.model_id() {
@@ -281,6 +300,7 @@ impl Chat {
             conversation_id,
             conversation_created: created,
             user_message_id,
+            events,
             caller,
             agent: *agent,
             question: message,
@@ -378,6 +398,7 @@ impl Chat {
             },
         )
         .await?;
+        let events = realtime::events::written_in(&tx).await?;
         tx.commit().await?;
         Ok(Stored::Open {
             agent: Box::new(agent),
@@ -386,6 +407,7 @@ impl Chat {
             takeover,
             user_message_id,
             history,
+            events,
         })
     }
 
@@ -515,6 +537,7 @@ impl Pending {
             },
         )
         .await?;
+        let events = realtime::events::written_in(&tx).await?;
         tx.commit().await?;
 
         Ok(Reply {
@@ -526,6 +549,7 @@ impl Pending {
             prompt_tokens: usage.prompt_tokens,
             completion_tokens: usage.completion_tokens,
             latency_ms,
+            events,
         })
     }
 }

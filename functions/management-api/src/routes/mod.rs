@@ -2,6 +2,7 @@
 
 pub mod agents;
 pub mod api_keys;
+pub mod conversations;
 pub mod help_articles;
 pub mod knowledge;
 pub mod knowledge_gaps;
@@ -66,6 +67,10 @@ pub async fn dispatch(route: Route, ctx: &Ctx<'_>) -> ApiResult<Response<Body>> 
         Route::ReplayWebhookDelivery => webhooks::replay_webhook_delivery(ctx).await,
         Route::ListKnowledgeGaps => knowledge_gaps::list_knowledge_gaps(ctx).await,
         Route::UpdateKnowledgeGap => knowledge_gaps::update_knowledge_gap(ctx).await,
+        Route::ListAttention => conversations::list_attention(ctx).await,
+        Route::StartTakeover => conversations::start_takeover(ctx).await,
+        Route::EndTakeover => conversations::end_takeover(ctx).await,
+        Route::AssignConversation => conversations::assign(ctx).await,
     }
 }
 
