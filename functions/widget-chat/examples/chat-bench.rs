@@ -23,13 +23,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use chatpad::chat::attachments::AttachmentStore;
 use chatpad::chat::{Chat, ChatLimits};
 use chatpad::embeddings::{Embedder, LocalMiniLm};
 use chatpad::llm::openai::OpenAiChat;
 use chatpad::llm::{Endpoint, Providers};
 use chatpad::ratelimit::Limit;
 use chatpad::testing::http::{Part, Reply, Server};
-use chatpad::testing::{TestDb, env_var, rate_limiter};
+use chatpad::testing::{TestDb, aws_config, env_var, rate_limiter};
 use http_body_util::BodyExt;
 use lambda_http::{Body, Request};
 use pgvector::Vector;
@@ -185,6 +186,10 @@ async fn main() -> anyhow::Result<()> {
             },
             limiter: rate_limiter().await,
             limits,
+            attachments: AttachmentStore::new(
+                chatpad::aws::s3_client(&aws_config().await),
+                env_var("UPLOADS_BUCKET").unwrap_or_default(),
+            ),
         })
     };
 
