@@ -26,7 +26,7 @@ const CSS =
   `.v{flex:1;display:flex;flex-direction:column;min-height:0}.log,.sc{flex:1;overflow-y:auto;padding:12px;display:flex;flex-direction:column;gap:8px}` +
   `.m{max-width:85%;padding:8px 12px;border-radius:12px;background:var(--bub);overflow-wrap:anywhere}.m p,.m ul,.m ol,.m pre{margin:0 0 6px}.m>:last-child{margin-bottom:0}.m pre{white-space:pre-wrap;font-family:monospace}` +
   `.u{align-self:flex-end;background:var(--cp-primary);color:var(--cp-on-primary)}.u a{color:inherit}.s{align-self:center;background:none;color:var(--mut);font-size:13px;text-align:center}` +
-  `a{color:var(--cp-primary)}.dk a,.au a{color:inherit}.who{display:block;font-size:12px;color:var(--mut);margin-bottom:2px}.src{font-size:13px;margin-top:6px;padding-inline-start:18px}sup a{text-decoration:none}` +
+  `blockquote{margin:0 0 6px;padding-inline-start:10px;border-inline-start:3px solid var(--bd)}svg{width:18px;height:18px;fill:currentColor;vertical-align:middle}a{color:var(--cp-primary)}.dk a,.au a{color:inherit}.who{display:block;font-size:12px;color:var(--mut);margin-bottom:2px}.src{font-size:13px;margin-top:6px;padding-inline-start:18px}sup a{text-decoration:none}` +
   `.dots::after{content:"…";animation:bl 1s infinite}.ty{min-height:18px;padding:0 14px;font-size:13px;color:var(--mut)}` +
   `.cmp{display:flex;gap:6px;padding:10px;border-top:1px solid var(--bd);align-items:flex-end}.cmp textarea{flex:1;resize:none;border:1px solid var(--bd);border-radius:8px;padding:8px;background:var(--bg);max-height:120px}` +
   `.pri{background:var(--cp-primary);color:var(--cp-on-primary);border-color:var(--cp-primary)}.rec{background:#b91c1c;color:#fff}` +
@@ -34,6 +34,23 @@ const CSS =
   `label{display:block;font-size:14px;margin:8px 0 2px;font-weight:500}input,select,textarea{width:100%;border:1px solid var(--bd);border-radius:8px;padding:8px;background:var(--bg)}[aria-invalid=true]{border-color:#b91c1c}.err{color:#b91c1c;font-size:13px;margin:2px 0 0}.dk .err,.au .err{color:#fca5a5}` +
   `.ft{font-size:12px;text-align:center;padding:4px;color:var(--mut)}.sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}` +
   `ul.ar{list-style:none;padding:0;margin:8px 0}.ar button{width:100%;text-align:start;margin-bottom:6px}h3{margin:8px 0}`;
+
+/** Material-style icons (24×24 paths): attach, microphone, send. */
+const PATHS = {
+  attach: 'M16.5 6v11.5a4 4 0 0 1-8 0V5a2.5 2.5 0 0 1 5 0v10.5a1 1 0 0 1-2 0V6H10v9.5a2.5 2.5 0 0 0 5 0V5a4 4 0 0 0-8 0v12.5a5.5 5.5 0 0 0 11 0V6z',
+  mic: 'M12 14a3 3 0 0 0 3-3V5a3 3 0 0 0-6 0v6a3 3 0 0 0 3 3zm5.3-3a5.3 5.3 0 0 1-10.6 0H5a7 7 0 0 0 6 6.7V21h2v-3.3a7 7 0 0 0 6-6.7z',
+  send: 'M2 21l21-9L2 3v7l15 2-15 2z',
+};
+function icon(name: keyof typeof PATHS): SVGSVGElement {
+  const ns = 'http://www.w3.org/2000/svg';
+  const svg = document.createElementNS(ns, 'svg');
+  svg.setAttribute('viewBox', '0 0 24 24');
+  svg.setAttribute('aria-hidden', 'true');
+  const path = document.createElementNS(ns, 'path');
+  path.setAttribute('d', PATHS[name]);
+  svg.append(path);
+  return svg;
+}
 
 type Attrs = Record<string, string | boolean | ((e: any) => void)>;
 /** A tiny element builder: attributes (on* are listeners, booleans toggle) and children. */
@@ -72,9 +89,9 @@ const mount: Mount = (ctx) => {
   const fileIn = h('input', { type: 'file', accept: ACCEPT, hidden: true, tabindex: '-1', 'aria-hidden': 'true' });
   const chips = h('div', { class: 'bar', 'aria-live': 'polite' });
   const humanBtn = h('button', { type: 'button', hidden: true, onclick: () => askHuman() }, t.human);
-  const attachBtn = h('button', { type: 'button', 'aria-label': t.attach, title: t.attach, onclick: () => fileIn.click() }, '📎');
-  const micBtn = h('button', { type: 'button', 'aria-label': t.record, title: t.record, 'aria-pressed': 'false', onclick: () => voice() }, '🎤');
-  const sendBtn = h('button', { type: 'submit', class: 'pri', 'aria-label': t.send }, '➤');
+  const attachBtn = h('button', { type: 'button', 'aria-label': t.attach, title: t.attach, onclick: () => fileIn.click() }, icon('attach'));
+  const micBtn = h('button', { type: 'button', 'aria-label': t.record, title: t.record, 'aria-pressed': 'false', onclick: () => voice() }, icon('mic'));
+  const sendBtn = h('button', { type: 'submit', class: 'pri', 'aria-label': t.send }, icon('send'));
   const composer = h('form', { class: 'cmp', onsubmit: (e: Event) => { e.preventDefault(); submit(); } }, attachBtn, micBtn, input, sendBtn);
   const chatView = h('div', { class: 'v', id: 'cp-chat', role: 'tabpanel' }, log, typingEl, h('div', { class: 'bar' }, humanBtn), chips, composer, fileIn);
   const helpView = h('div', { class: 'v', id: 'cp-help', role: 'tabpanel', hidden: true });
@@ -127,7 +144,7 @@ const mount: Mount = (ctx) => {
     el.replaceChildren();
     if (el.dataset.who) el.append(h('span', { class: 'who' }, el.dataset.who));
     el.append(render(text, cite));
-    for (const f of attachments) el.append(h('div', { class: 'chip' }, (String(f.contentType || '').startsWith('audio/') ? '🎤 ' : '📎 ') + (f.name || t.voice)));
+    for (const f of attachments) el.append(h('div', { class: 'chip' }, icon(String(f.contentType || f.name).match(/audio|voice/i) ? 'mic' : 'attach'), f.name || t.voice));
     const linked = citations.filter((c) => c.url);
     if (linked.length) {
       el.append(h('ol', { class: 'src', 'aria-label': t.sources }, ...linked.map((c) => h('li', {}, h('a', { href: c.url, target: '_blank', rel: 'noopener noreferrer' }, c.title || c.url)))));
@@ -323,7 +340,7 @@ const mount: Mount = (ctx) => {
       if (!put.ok) throw new Error();
       const file = { key: ticket.key, name: fileName };
       files.push(file);
-      chip.replaceChildren((type.startsWith('audio/') ? '🎤 ' : '📎 ') + fileName,
+      chip.replaceChildren(icon(type.startsWith('audio/') ? 'mic' : 'attach'), fileName,
         h('button', { type: 'button', 'aria-label': fill(t.remove, { name: fileName }), onclick: () => { files = files.filter((x) => x != file); chip.remove(); input.focus(); } }, '×'));
     } catch (err: any) {
       chip.remove();

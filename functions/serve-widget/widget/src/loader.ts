@@ -70,7 +70,7 @@ function start() {
   // Constructed style sheets: not inline <style>, so a strict page CSP does not block them.
   const sheet = new CSSStyleSheet();
   sheet.replaceSync(
-    `:host{--cp-primary:#2563eb;--cp-on-primary:#fff;--cp-font:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;font:15px/1.45 var(--cp-font)}` +
+    `:host{--cp-primary:#2563eb;--cp-on-primary:#fff;--cp-font:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif}.l,.p{font:15px/1.45 var(--cp-font)}` +
       `.l{position:fixed;bottom:20px;right:20px;width:56px;height:56px;border-radius:50%;border:0;margin:0;padding:0;cursor:pointer;background:var(--cp-primary);color:var(--cp-on-primary);box-shadow:0 4px 14px rgba(0,0,0,.25);display:grid;place-items:center;transition:transform .15s}` +
       `.l:hover{transform:scale(1.06)}.l:focus-visible{outline:3px solid #111;outline-offset:3px;box-shadow:0 0 0 6px #fff}:host(.left) .l{right:auto;left:20px}.l svg{width:28px;height:28px;fill:currentColor}` +
       `@media (prefers-reduced-motion:reduce){*{transition:none!important;animation:none!important}}`,
