@@ -88,8 +88,13 @@ function start() {
   document.body.append(host);
 
   const config: Promise<Config | null> = fetch(withQuery(URLS.config, { agentId }))
-    .then((r) => (r.ok ? r.json() : null))
-    .catch(() => null);
+    .then((r) => (r.ok ? r.json() : Promise.reject()))
+    .catch(() => {
+      // An unknown or disabled agent, a page outside its allowed domains (refused without
+      // CORS headers, so a network error here) or no service: no widget on this page view.
+      host.remove();
+      return null;
+    });
   config.then((c) => {
     if (!c) return;
     const a = c.appearance || {};

@@ -93,7 +93,8 @@ async function setUp() {
     name: AGENT_NAME,
     greeting: 'Hi! Ask me about **shipping**.',
     helpCenterEnabled: true,
-    allowedDomains: [],
+    // The host page's own host (any port); the hosted chat page is allowed by its origin.
+    allowedDomains: ['127.0.0.1'],
     appearance: { primaryColor: '#0f766e', position: 'bottom-right', launcherIcon: 'chat', darkMode: 'light' },
     leadFormFields: [
       { name: 'name', label: 'Your name', type: 'text', required: true },
@@ -448,6 +449,15 @@ const tests = {
     await p.waitForTimeout(4000);
     assert.equal(await human.count(), 1);
     await shot(p, '10-human-reply-live');
+    await p.context().close();
+  },
+
+  async 'a page outside the agent’s allowed domains shows no widget'() {
+    const p = await newPage();
+    const config = p.waitForResponse((r) => r.url().startsWith(`${LAMBDA}/get-widget-config`));
+    await p.goto(HOST.replace('127.0.0.1', 'localhost') + '/');
+    assert.equal((await config).status(), 403);
+    await p.locator(W).waitFor({ state: 'detached' });
     await p.context().close();
   },
 
