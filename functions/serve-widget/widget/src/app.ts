@@ -21,12 +21,12 @@ const CSS =
   `.hd{display:flex;align-items:center;gap:10px;padding:12px 14px;background:var(--cp-primary);color:var(--cp-on-primary)}.hd h2{flex:1;margin:0;font-size:16px;font-weight:600}.hd img{width:32px;height:32px;border-radius:50%}` +
   `button{cursor:pointer;border:1px solid var(--bd);background:var(--bg);border-radius:8px;padding:6px 10px}button:disabled{opacity:.6;cursor:default}` +
   `.hd button{background:transparent;border:0;color:inherit;font-size:22px;line-height:1;padding:2px 8px}` +
-  `:focus-visible{outline:3px solid var(--cp-primary);outline-offset:2px}.hd :focus-visible{outline-color:currentColor}` +
+  `:focus-visible{outline:3px solid var(--fg);outline-offset:2px}.hd :focus-visible{outline-color:currentColor}` +
   `.tb{display:flex;border-bottom:1px solid var(--bd)}.tb button{flex:1;border:0;border-radius:0;padding:9px;background:var(--bg)}.tb [aria-selected=true]{box-shadow:inset 0 -3px var(--cp-primary);font-weight:600}` +
   `.v{flex:1;display:flex;flex-direction:column;min-height:0}.log,.sc{flex:1;overflow-y:auto;padding:12px;display:flex;flex-direction:column;gap:8px}` +
   `.m{max-width:85%;padding:8px 12px;border-radius:12px;background:var(--bub);overflow-wrap:anywhere}.m p,.m ul,.m ol,.m pre{margin:0 0 6px}.m>:last-child{margin-bottom:0}.m pre{white-space:pre-wrap;font-family:monospace}` +
-  `.u{align-self:flex-end;background:var(--cp-primary);color:var(--cp-on-primary)}.u a{color:inherit}.s{align-self:center;background:none;color:var(--mut);font-size:13px;text-align:center}` +
-  `blockquote{margin:0 0 6px;padding-inline-start:10px;border-inline-start:3px solid var(--bd)}svg{width:18px;height:18px;fill:currentColor;vertical-align:middle}a{color:var(--cp-primary)}.dk a,.au a{color:inherit}.who{display:block;font-size:12px;color:var(--mut);margin-bottom:2px}.src{font-size:13px;margin-top:6px;padding-inline-start:18px}sup a{text-decoration:none}` +
+  `.u{align-self:flex-end;background:var(--cp-primary);color:var(--cp-on-primary)}.s{align-self:center;background:none;color:var(--mut);font-size:13px;text-align:center}` +
+  `blockquote{margin:0 0 6px;padding-inline-start:10px;border-inline-start:3px solid var(--bd)}svg{width:18px;height:18px;fill:currentColor;vertical-align:middle}a{color:inherit;text-decoration:underline}.who{display:block;font-size:12px;color:var(--mut);margin-bottom:2px}.src{font-size:13px;margin-top:6px;padding-inline-start:18px}sup a{text-decoration:none}` +
   `.dots::after{content:"…";animation:bl 1s infinite}.ty{min-height:18px;padding:0 14px;font-size:13px;color:var(--mut)}` +
   `.cmp{display:flex;gap:6px;padding:10px;border-top:1px solid var(--bd);align-items:flex-end}.cmp textarea{flex:1;resize:none;border:1px solid var(--bd);border-radius:8px;padding:8px;background:var(--bg);max-height:120px}` +
   `.pri{background:var(--cp-primary);color:var(--cp-on-primary);border-color:var(--cp-primary)}.rec{background:#b91c1c;color:#fff}` +

@@ -8,13 +8,14 @@
 // this host server (so answers cite a link). The answers are the offline extractive ones.
 import { chromium } from 'playwright-core';
 import { createServer } from 'node:http';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
 
 const ROOT = new URL('../../../../', import.meta.url).pathname;
 const ARTIFACTS = join(ROOT, '.local/artifacts/widget');
+rmSync(ARTIFACTS, { recursive: true, force: true }); // no screenshots of an earlier run
 mkdirSync(ARTIFACTS, { recursive: true });
 const env = (file) =>
   Object.fromEntries(
@@ -155,6 +156,8 @@ const W = 'chatpad-widget';
 const shot = (p, name) => p.screenshot({ path: join(ARTIFACTS, `${name}.png`) });
 
 async function ask(p, text) {
+  // The configuration (and with it the greeting bubble) first, or it would be taken for the answer.
+  await p.locator(`${W} #cp-title`, { hasText: AGENT_NAME }).waitFor();
   const before = await p.locator(`${W} .log .m:not(.u):not(.s)`).count();
   await p.locator(`${W} textarea`).fill(text);
   await p.keyboard.press('Enter');
@@ -459,6 +462,32 @@ const tests = {
     assert.equal((await config).status(), 403);
     await p.locator(W).waitFor({ state: 'detached' });
     await p.context().close();
+  },
+
+  async 'dark mode and a light brand colour keep text readable (WCAG AA contrast)'() {
+    // Last but one: changes the agent's appearance (setUp restores it on the next run).
+    await api('PATCH', `/v1/agents/${agentId}`, { appearance: { primaryColor: '#fde047', darkMode: 'auto' } });
+    for (const colorScheme of ['light', 'dark']) {
+    const p = await newPage({ colorScheme });
+    await p.goto(HOST + '/');
+    await p.locator(`${W} button.l`).click();
+    await ask(p, 'Where do orders ship from?');
+    const ratios = await p.evaluate(() => {
+      const root = document.querySelector('chatpad-widget').shadowRoot;
+      const rgb = (c) => c.match(/[\d.]+/g).slice(0, 3).map(Number);
+      const lum = (c) => rgb(c).map((v) => ((v /= 255) <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4))
+        .reduce((s, v, i) => s + v * [0.2126, 0.7152, 0.0722][i], 0);
+      const bg = (e) => { for (; e; e = e.parentElement) { const c = getComputedStyle(e).backgroundColor; if (!c.endsWith(', 0)') && c != 'transparent') return c; } return 'rgb(255,255,255)'; };
+      const ratio = (e) => { const [a, b] = [lum(getComputedStyle(e).color), lum(bg(e))].sort((x, y) => y - x); return (a + 0.05) / (b + 0.05); };
+      return Object.fromEntries(['.hd h2', '.l', '.log .m.u', '.log .m:not(.u):not(.s) p', '.log sup a', '.src a', '.ft', 'textarea', '.tb button']
+        .map((sel) => [sel, ratio(root.querySelector(sel))]));
+    });
+    for (const [sel, r] of Object.entries(ratios)) assert.ok(r >= 4.5, `${colorScheme} ${sel}: contrast ${r.toFixed(2)} < 4.5`);
+    const background = await p.locator(`${W} section[role=dialog]`).evaluate((e) => getComputedStyle(e).backgroundColor);
+    assert.equal(background, colorScheme == 'dark' ? 'rgb(17, 24, 39)' : 'rgb(255, 255, 255)');
+    await shot(p, `11-${colorScheme}-mode-light-brand`);
+    await p.context().close();
+    }
   },
 
   async 'right-to-left languages from the page'() {
