@@ -318,7 +318,8 @@ async fn hosted_page(
     headers.insert(
         "content-security-policy",
         HeaderValue::from_static(
-            "default-src 'none'; script-src 'self'; connect-src *; img-src https: data: blob:; \
+            "default-src 'none'; script-src 'self'; connect-src * ws: wss:; \
+             img-src https: data: blob:; \
              media-src blob:; style-src 'self'; base-uri 'none'; form-action 'none'",
         ),
     );

@@ -493,7 +493,8 @@ const mount: Mount = (ctx) => {
     if (a.textColor && a.darkMode != 'dark') panel.style.setProperty('--fg', a.textColor);
     if (a.avatarUrl?.startsWith('https://')) title.before(h('img', { src: a.avatarUrl, alt: '' }));
     footer.hidden = !c.features.poweredBy;
-    humanBtn.hidden = !c.features.humanHandoff;
+    // A person is reached through the realtime function: without one, no button.
+    humanBtn.hidden = !c.features.humanHandoff || !urls.realtime;
     if (c.helpCenter) views.push([t.help, helpView]);
     if (c.features.leadForm) views.push([t.contact, contactView]);
     setTabs();
