@@ -109,31 +109,37 @@ function start() {
 
   const ctx: Ctx = { agentId, urls: URLS, lang: language(), page, root, launcher, config, saved, save };
   let api: ReturnType<Mount> | undefined;
+  /** Loads app.js (three tries: a dropped connection must not cost the visitor's click). */
+  const fetchApp = (tries: number): Promise<Mount> =>
+    new Promise<Mount>((resolve, reject) => {
+      const s = document.createElement('script');
+      s.src = base + '/' + URLS.app;
+      s.async = true;
+      s.onload = () => (w.__chatpadMount ? resolve(w.__chatpadMount) : reject(new Error('no app in ' + s.src)));
+      s.onerror = () => {
+        s.remove();
+        if (tries > 1) setTimeout(() => fetchApp(tries - 1).then(resolve, reject), 700);
+        else reject(new Error('cannot load ' + s.src));
+      };
+      document.head.append(s);
+    });
   const app = (): Promise<ReturnType<Mount>> => {
-    if (!w.__chatpadApp) {
-      w.__chatpadApp = new Promise<Mount>((resolve, reject) => {
-        const s = document.createElement('script');
-        s.src = base + '/' + URLS.app;
-        s.async = true;
-        s.onload = () => (w.__chatpadMount ? resolve(w.__chatpadMount) : reject());
-        s.onerror = () => {
-          w.__chatpadApp = undefined;
-          reject();
-        };
-        document.head.append(s);
-      });
-    }
+    w.__chatpadApp ||= fetchApp(3).catch((e) => {
+      w.__chatpadApp = undefined; // the next click tries again
+      throw e;
+    });
     return w.__chatpadApp.then((mount) => (api = api || mount(ctx)));
   };
-  const preload = () => void app().catch(() => {});
+  const failed = (e: unknown) => console.warn('ChatPad widget:', e);
+  const preload = () => void app().catch(failed);
   launcher.addEventListener('pointerenter', preload, { once: true });
   launcher.addEventListener('focus', preload, { once: true });
-  launcher.addEventListener('click', () => app().then((a) => a.toggle()).catch(() => {}));
+  launcher.addEventListener('click', () => app().then((a) => a.toggle()).catch(failed));
   w.ChatPad = {
     open: () => app().then((a) => a.open()),
     close: () => api?.close(),
   };
-  if (page || script?.dataset.open == 'true') app().then((a) => a.open()).catch(() => {});
+  if (page || script?.dataset.open == 'true') app().then((a) => a.open()).catch(failed);
 }
 
 /** The page's language unless the script tag names one. */

@@ -149,6 +149,7 @@ async function newPage(options = {}) {
   p.on('pageerror', (e) => problems.push(`page error on ${p.url()}: ${e.message}`));
   p.on('console', (m) => {
     if (m.type() == 'error' && /Content Security Policy|Refused/.test(m.text())) problems.push(`CSP on ${p.url()}: ${m.text()}`);
+    if (/ChatPad widget:/.test(m.text())) problems.push(`on ${p.url()}: ${m.text()}`);
   });
   return p;
 }
