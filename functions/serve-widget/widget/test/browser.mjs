@@ -67,7 +67,10 @@ const server = createServer((req, res) => {
   if (url.pathname == '/hostile') {
     // A strict CSP unlike the widget's own page: no inline script or style, scripts and
     // connections only to the functions (and S3), styles from this origin only.
-    const csp = `default-src 'none'; script-src 'self' ${new URL(LAMBDA).origin}; connect-src ${new URL(LAMBDA).origin} ${S3}; ` +
+    // A customer's CSP must allow the function URLs, the uploads bucket and the realtime
+    // WebSocket (else the widget falls back to polling, with a violation report).
+    const ws = `ws://localhost:${process.env.CHATPAD_WS_PORT || 9001}`;
+    const csp = `default-src 'none'; script-src 'self' ${new URL(LAMBDA).origin}; connect-src ${new URL(LAMBDA).origin} ${S3} ${ws}; ` +
       `style-src 'self'; img-src 'self'`;
     return html(200, page(tag(), { head: '<link rel="stylesheet" href="/hostile.css">' }), { 'content-security-policy': csp });
   }
