@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # `make bench`: release builds, then the benchmarks against the local stack.
+#   0. the widget's gzipped bundle sizes (built by `make widget`);
 #   1. functions: binary size, cold start, memory, latency (infra/bench.py), and webhook
 #      delivery throughput and latency (webhook-worker's example webhook-bench);
 #   2. realtime: human message -> visitor latency through the dev WebSocket gateway, fan-out
@@ -15,6 +16,10 @@
 # BENCH_SKIP_KNOWLEDGE=1 runs only the function benchmarks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The widget's bundle, gzipped (the budget is checked by its build: loader 4 KB, total 16 KB).
+echo "== widget bundle (gzip -9)"
+node -e 'const m=require("./functions/serve-widget/widget/dist/manifest.json");
+  console.log(`loader ${m.gzipBytes.loader} B (budget ${m.budget.loader}), app ${m.gzipBytes.app} B, total ${m.gzipBytes.total} B (budget ${m.budget.total})`)'
 cargo build --release --workspace --bins
 # Extraction throughput and the sandboxed reader's peak memory (no services needed).
 cargo run --release --quiet -p chatpad-shared --bin chatpad-extract-bench

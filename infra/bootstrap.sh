@@ -10,6 +10,19 @@ REQ="$ROOT/infra/requirements.txt"
 STAMP="$VENV/.requirements.sha256"
 PYTHON="${PYTHON:-python3}"
 
+# Chromium for the widget's browser tests (playwright-core drives Debian's build; its own
+# browser download is not used). Installed once, as root with apt; elsewhere a hint.
+if [[ ! -x /usr/bin/chromium ]]; then
+  if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
+    echo "bootstrap: installing chromium (apt) for the widget's browser tests"
+    (exec 8>/tmp/chatpad-apt.lock; flock 8
+     [[ -x /usr/bin/chromium ]] || apt-get install -y -q chromium >/dev/null 2>&1 \
+       || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; })
+  else
+    echo "bootstrap: /usr/bin/chromium is missing: install Debian's chromium package for the widget's browser tests" >&2
+  fi
+fi
+
 want="$(sha256sum "$REQ" | cut -d' ' -f1)"
 up_to_date() {
   [[ -x "$VENV/bin/python" && -f "$STAMP" && "$(cat "$STAMP")" == "$want" ]] \

@@ -58,8 +58,10 @@ pump_pid=$!
 gateway_pid=$!
 
 demo_key=""
+demo_agent=""
 if [[ -f .local/demo.env ]]; then
   demo_key="$(set -a; . .local/demo.env; printf %s "${DEMO_API_KEY:-}")"
+  demo_agent="$(set -a; . .local/demo.env; printf %s "${DEMO_AGENT_ID:-}")"
 fi
 
 echo
@@ -78,6 +80,8 @@ echo "  curl -s -X POST http://localhost:$PORT/lambda-url/validate-api-key/ -H '
 echo "  . .local/demo.env; curl -s -X POST http://localhost:$PORT/lambda-url/management-api/v1/agents/\$DEMO_AGENT_ID/knowledge \\"
 echo "    -H \"authorization: Bearer \$DEMO_JWT\" -H 'content-type: application/json' \\"
 echo "    -d '{\"type\":\"text\",\"title\":\"Returns\",\"text\":\"Items can be returned within 30 days.\"}'   # then GET .../knowledge: ready"
+echo "  The demo agent's hosted chat page: http://localhost:$PORT/lambda-url/serve-widget/chat/${demo_agent:-<DEMO_AGENT_ID>}"
+echo "  Embed it in a page: <script src=\"http://localhost:$PORT/lambda-url/serve-widget\" data-agent-id=\"${demo_agent:-<DEMO_AGENT_ID>}\" async></script>"
 echo
 echo "Env: .local/env   Logs: .local/pg/postgres.log .local/moto.log   Ctrl-C stops everything."
 

@@ -81,6 +81,17 @@ TABLES = {
     "chatpad-realtime": [("pk", "HASH"), ("sk", "RANGE")],
 }
 
+# serve-widget's variables -> the function each names (served by `cargo lambda watch`).
+# REALTIME_URL points at the realtime function; until it exists locally the widget's calls to
+# it fail quietly and the chat works without live events.
+WIDGET_URLS = {
+    "GET_WIDGET_CONFIG_URL": "get-widget-config",
+    "WIDGET_CHAT_URL": "widget-chat",
+    "CREATE_WIDGET_LEAD_URL": "create-widget-lead",
+    "CREATE_WIDGET_UPLOAD_URL": "create-widget-upload",
+    "REALTIME_URL": "realtime",
+}
+
 LOCAL_DB = f"postgres://chatpad_app:chatpad_app@127.0.0.1:{PG_PORT}/chatpad"
 LOCAL_MIGRATION_DB = f"postgres://chatpad_owner:chatpad_owner@127.0.0.1:{PG_PORT}/chatpad"
 LOCAL_ADMIN_DB = f"postgres://postgres@127.0.0.1:{PG_PORT}/postgres"
@@ -420,6 +431,10 @@ def ensure_aws_resources() -> dict[str, str]:
         except ClientError as e:
             if e.response["Error"]["Code"] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
                 raise
+    # As template.yaml's UploadsBucket: browsers PUT widget attachments with presigned URLs.
+    s3.put_bucket_cors(Bucket=BUCKETS[1], CORSConfiguration={"CORSRules": [{
+        "AllowedMethods": ["PUT"], "AllowedOrigins": ["*"], "AllowedHeaders": ["*"],
+        "ExposeHeaders": ["ETag"], "MaxAgeSeconds": 3600}]})
 
     sqs = aws("sqs")
 
@@ -507,6 +522,7 @@ def cmd_start(args) -> None:
 
         start_moto()
         urls = ensure_aws_resources()
+        lambda_base = f"http://localhost:{LAMBDA_PORT}/lambda-url"
         env = {
             **db,
             "AWS_ENDPOINT_URL": MOTO_URL,
@@ -537,6 +553,10 @@ def cmd_start(args) -> None:
             # server on your machine). Never set in the template: production allows no
             # private address.
             "SSRF_ALLOW_CIDRS": "127.0.0.1/32,::1/128",
+            # serve-widget injects these into the widget's loader (template.yaml: the function
+            # URLs); the hosted chat page is served from the same origin as the functions.
+            **{var: f"{lambda_base}/{fn}" for var, fn in WIDGET_URLS.items()},
+            "HOSTED_CHAT_ORIGIN": f"http://localhost:{LAMBDA_PORT}",
         }
         write_env(env)
 

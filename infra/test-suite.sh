@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The suite behind `make test`, run with the services and functions up (see the Makefile):
 # schema migrations on the local database, the demo data, schemathesis against the served
-# OpenAPI document, then every Rust test.
+# OpenAPI document, the widget in Chromium against the served functions, then every Rust test.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -27,4 +27,10 @@ base="http://localhost:${CARGO_LAMBDA_PORT:-9000}/lambda-url/management-api"
   --generation-database none --request-timeout 30 \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance)
 
+# The widget in a real browser (Debian's Chromium + playwright-core) on a loopback host page
+# embedding the real script tag. A failure is reported after the Rust tests have run too.
+widget=0
+infra/widget.sh test || widget=$?
+
 cargo nextest run --workspace --all-features --no-fail-fast
+exit "$widget"

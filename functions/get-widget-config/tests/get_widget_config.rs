@@ -183,3 +183,110 @@ async fn unknown_disabled_and_refused_origins() {
         .unwrap();
     assert_eq!(call(&deps, delete).await.0, 405);
 }
+
+fn articles(agent: Uuid, q: Option<&str>) -> Request {
+    let mut params = vec![("agentId".to_owned(), agent.to_string())];
+    if let Some(q) = q {
+        params.push(("q".to_owned(), q.to_owned()));
+    }
+    lambda_http::http::Request::builder()
+        .method("GET")
+        .uri(format!("/articles?agentId={agent}"))
+        .body(Body::Empty)
+        .unwrap()
+        .with_query_string_parameters(
+            params
+                .into_iter()
+                .collect::<std::collections::HashMap<_, _>>(),
+        )
+}
+
+#[tokio::test]
+async fn the_help_center_lists_and_searches_published_articles_only() {
+    let test = TestDb::new().await;
+    let deps = Deps::new(test.config()).unwrap();
+    let agent = test.agent(test.user(None).await).await;
+    let other = test.agent(test.user(None).await).await;
+    let su = test.superuser().await;
+    for (owner, title, body, published, position) in [
+        (
+            agent,
+            "Returns",
+            "Send items back within **30 days**.",
+            true,
+            2,
+        ),
+        (agent, "Shipping times", "Orders ship in two days.", true, 1),
+        (
+            agent,
+            "Internal draft",
+            "Not ready: shipping secrets.",
+            false,
+            0,
+        ),
+        (other, "Other agent's shipping", "Not yours.", true, 0),
+    ] {
+        su.execute(
+            "INSERT INTO help_articles (agent_id, title, body_markdown, published, position)
+             VALUES ($1, $2, $3, $4, $5)",
+            &[&owner, &title, &body, &published, &position],
+        )
+        .await
+        .unwrap();
+    }
+
+    // The help center is off until the owner turns it on.
+    let (status, _, body) = call(&deps, articles(agent, None)).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("help_center_disabled"))
+    );
+    su.execute(
+        "UPDATE agents SET help_center_enabled = true WHERE id = $1",
+        &[&agent],
+    )
+    .await
+    .unwrap();
+
+    let (status, headers, body) = call(&deps, articles(agent, None)).await;
+    assert_eq!(status, 200, "{body}");
+    let titles: Vec<&str> = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(titles, ["Shipping times", "Returns"]);
+    assert_eq!(
+        body["data"][1]["bodyMarkdown"],
+        "Send items back within **30 days**."
+    );
+    assert!(body["data"][0].get("published").is_none());
+    assert!(
+        headers[header::CACHE_CONTROL]
+            .to_str()
+            .unwrap()
+            .contains("max-age=60")
+    );
+
+    let (_, _, body) = call(&deps, articles(agent, Some("shipping"))).await;
+    assert_eq!(body["data"].as_array().unwrap().len(), 1, "{body}");
+    assert_eq!(body["data"][0]["title"], "Shipping times");
+
+    su.execute(
+        "UPDATE agents SET allowed_domains = '{shop.test}' WHERE id = $1",
+        &[&agent],
+    )
+    .await
+    .unwrap();
+    let mut foreign = articles(agent, None);
+    foreign
+        .headers_mut()
+        .insert(header::ORIGIN, "https://evil.test".parse().unwrap());
+    assert_eq!(call(&deps, foreign).await.0, 403);
+    let (status, _, body) = call(&deps, articles(Uuid::new_v4(), None)).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("agent_not_found"))
+    );
+}

@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use chatpad::auth::Caller;
+use chatpad::chat::attachments::AttachmentStore;
 use chatpad::chat::{Chat, ChatLimits};
 use chatpad::embeddings::{Embedder, LocalMiniLm};
 use chatpad::llm::openai::OpenAiChat;
@@ -34,7 +35,7 @@ use chatpad::llm::{Endpoint, Providers};
 use chatpad::knowledge::search::{RetrievalMode, search};
 use chatpad::ratelimit::Limit;
 use chatpad::testing::http::{Part, Reply, Server};
-use chatpad::testing::{TestDb, env_var, rate_limiter};
+use chatpad::testing::{TestDb, aws_config, env_var, rate_limiter};
 use http_body_util::BodyExt;
 use lambda_http::{Body, Request};
 use pgvector::Vector;
@@ -191,6 +192,10 @@ async fn main() -> anyhow::Result<()> {
             },
             limiter: rate_limiter().await,
             limits,
+            attachments: AttachmentStore::new(
+                chatpad::aws::s3_client(&aws_config().await),
+                env_var("UPLOADS_BUCKET").unwrap_or_default(),
+            ),
         })
     };
 

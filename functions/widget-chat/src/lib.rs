@@ -1,7 +1,9 @@
 //! POST: a visitor's message in, the agent's grounded answer out — streamed as Server-Sent
 //! Events (`Accept: text/event-stream` or `"stream": true`) or as one JSON object.
 //!
-//! Body: `{"agentId", "visitorId", "message", "conversationId"?, "stream"?}`.
+//! Body: `{"agentId", "visitorId", "message", "conversationId"?, "stream"?, "attachments"?}`;
+//! `attachments: [{"key"}]` names the visitor's own uploads (create-widget-upload), checked in
+//! S3 (size, type, first bytes) before the message stores them.
 //!
 //! Public for the widget (the page's `Origin` must be one of the agent's allowed domains), or
 //! for servers with `Authorization: Bearer <API key>`: the key needs the `chat:write` scope,
@@ -18,6 +20,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use chatpad::auth::api_keys::{self, RequestOrigin};
+use chatpad::chat::attachments::AttachmentStore;
 use chatpad::chat::{Chat, ChatLimits, Outcome, Question, Reply};
 use chatpad::embeddings::Embedder;
 use chatpad::llm::{Providers, sse};
@@ -52,6 +55,15 @@ struct ChatRequest {
     message: String,
     #[serde(default)]
     stream: bool,
+    /// Files uploaded through create-widget-upload, by key.
+    #[serde(default)]
+    attachments: Vec<AttachmentRef>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AttachmentRef {
+    key: String,
 }
 
 /// The JSON response, and the `done` event of a stream.
@@ -130,6 +142,8 @@ pub struct WidgetChatDeps {
     pub api_key_pepper: SecretString,
     pub limiter: RateLimiter,
     pub limits: RateLimits,
+    /// The uploads bucket: attachments are checked there before a message keeps them.
+    pub attachments: AttachmentStore,
 }
 
 impl WidgetChatDeps {
@@ -149,6 +163,7 @@ impl WidgetChatDeps {
             },
             limiter: RateLimiter::from_env().await?,
             limits: RateLimits::from_env()?,
+            attachments: AttachmentStore::from_env(&sdk)?,
         })
     }
 }
@@ -215,6 +230,14 @@ async fn chat(
         None => None,
     };
     check_rate_limits(deps, req, key, &body).await?;
+    let keys: Vec<String> = body.attachments.into_iter().map(|a| a.key).collect();
+    let attachments = if keys.is_empty() {
+        Vec::new()
+    } else {
+        deps.attachments
+            .verify(body.agent_id, &body.visitor_id, &keys)
+            .await?
+    };
 
     let question = Question {
         agent_id: body.agent_id,
@@ -223,6 +246,7 @@ async fn chat(
         message: body.message,
         // A server calling with its key is no web page: there is no origin to check.
         origin: origin.filter(|_| key.is_none()).map(str::to_owned),
+        attachments,
     };
     let outcome = deps.chat.start(question).await?;
     let pending = match outcome {

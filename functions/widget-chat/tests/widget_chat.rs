@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use chatpad::auth::{Caller, api_keys};
+use chatpad::chat::attachments::{AttachmentStore, visitor_prefix};
 use chatpad::chat::{Chat, ChatLimits};
 use chatpad::llm::anthropic::AnthropicChat;
 use chatpad::llm::openai::OpenAiChat;
@@ -14,7 +15,7 @@ use chatpad::llm::{Endpoint, Providers, sse};
 use chatpad::ratelimit::Limit;
 use chatpad::takeover::{self, EndAction};
 use chatpad::testing::http::{Part, Reply, Seen, Server, respond};
-use chatpad::testing::{SeedSource, TestDb, local_embedder, rate_limiter};
+use chatpad::testing::{SeedSource, TestDb, aws_config, env_var, local_embedder, rate_limiter};
 use http_body_util::BodyExt;
 use lambda_http::http::header;
 use lambda_http::{Body, Request};
@@ -98,7 +99,16 @@ async fn deps(test: &TestDb, providers: Providers, chat_limits: ChatLimits) -> A
         },
         limiter: rate_limiter().await,
         limits: limits(1_000),
+        attachments: attachment_store().await,
     })
+}
+
+async fn attachment_store() -> AttachmentStore {
+    let sdk = aws_config().await;
+    AttachmentStore::new(
+        chatpad::aws::s3_client(&sdk),
+        env_var("UPLOADS_BUCKET").expect("UPLOADS_BUCKET"),
+    )
 }
 
 fn endpoint(url: String) -> Endpoint {
@@ -826,4 +836,92 @@ async fn the_visitor_message_event_is_relayed_right_after_the_answer() {
         .await
         .unwrap();
     assert_eq!(received.messages().len(), 1, "{received:?}");
+}
+
+#[tokio::test]
+async fn a_message_keeps_the_visitors_checked_attachments_and_refuses_others() {
+    let f = fixture(None).await;
+    let deps = deps(&f.test, Providers::default(), ChatLimits::default()).await;
+    let sdk = aws_config().await;
+    let s3 = chatpad::aws::s3_client(&sdk);
+    let bucket = env_var("UPLOADS_BUCKET").unwrap();
+    let put = |key: String, content_type: &'static str, bytes: &'static [u8]| {
+        let (s3, bucket) = (s3.clone(), bucket.clone());
+        async move {
+            s3.put_object()
+                .bucket(bucket)
+                .key(&key)
+                .content_type(content_type)
+                .body(bytes.to_vec().into())
+                .send()
+                .await
+                .unwrap();
+            key
+        }
+    };
+    let mine = visitor_prefix(f.agent, "visitor-a");
+    let pdf = put(
+        format!("{mine}{}/invoice.pdf", Uuid::now_v7()),
+        "application/pdf",
+        b"%PDF-1.7 a tiny pdf",
+    )
+    .await;
+    let fake_png = put(
+        format!("{mine}{}/photo.png", Uuid::now_v7()),
+        "image/png",
+        b"<html>not a png</html>",
+    )
+    .await;
+    let theirs = put(
+        format!(
+            "{}{}/other.pdf",
+            visitor_prefix(f.agent, "visitor-b"),
+            Uuid::now_v7()
+        ),
+        "application/pdf",
+        b"%PDF-1.7 someone else's",
+    )
+    .await;
+
+    let with = |keys: &[&str]| {
+        let mut body = ask(f.agent, "visitor-a", "Here is my invoice, refunds?");
+        body["attachments"] = keys.iter().map(|k| json!({ "key": k })).collect();
+        post(body)
+    };
+    for (keys, why) in [
+        (vec![theirs.as_str()], "another visitor's upload"),
+        (vec![fake_png.as_str()], "bytes that are not a PNG"),
+        (
+            vec![format!("{mine}{}/missing.pdf", Uuid::now_v7()).leak() as &str],
+            "an object never uploaded",
+        ),
+        (vec![pdf.as_str(); 6], "more than five"),
+    ] {
+        let (status, body) = call(&deps, with(&keys)).await;
+        assert_eq!(status, 422, "{why}: {body}");
+        assert!(
+            body["error"]["details"]["fields"]["attachments"].is_string(),
+            "{body}"
+        );
+    }
+
+    let (status, body) = call(&deps, with(&[pdf.as_str()])).await;
+    assert_eq!(status, 200, "{body}");
+    let su = f.test.superuser().await;
+    let stored: Value = su
+        .query_one(
+            "SELECT attachments FROM messages WHERE id = $1",
+            &[&body["userMessageId"]
+                .as_str()
+                .unwrap()
+                .parse::<Uuid>()
+                .unwrap()],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        stored,
+        json!([{"key": pdf, "name": "invoice.pdf", "contentType": "application/pdf", "byteSize": 19}])
+    );
 }

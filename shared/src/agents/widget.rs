@@ -95,15 +95,35 @@ pub fn agent_not_found() -> crate::ApiError {
 pub const ORIGIN_NOT_ALLOWED: &str = "origin_not_allowed";
 
 /// 403 `origin_not_allowed` unless the page at `origin` (a browser call's `Origin`) may use an
-/// agent whose allowed domains are `allowed`; calls without an `Origin` are no page.
+/// agent whose allowed domains are `allowed`; calls without an `Origin` are no page. ChatPad's
+/// own hosted chat page (`HOSTED_CHAT_ORIGIN`) may use every agent.
 pub fn check_origin(allowed: &[String], origin: Option<&str>) -> crate::ApiResult<()> {
     match origin {
-        Some(origin) if !origin_allowed(allowed, origin) => Err(crate::ApiError::forbidden(
-            ORIGIN_NOT_ALLOWED,
-            "this agent cannot be used from this web site (not in its allowed domains)",
-        )),
+        Some(origin) if !origin_allowed(allowed, origin) && !is_hosted_chat(origin) => {
+            Err(crate::ApiError::forbidden(
+                ORIGIN_NOT_ALLOWED,
+                "this agent cannot be used from this web site (not in its allowed domains)",
+            ))
+        }
         _ => Ok(()),
     }
+}
+
+/// Whether `origin` is the hosted chat page's (serve-widget's `/chat/<agentId>`): the origin of
+/// serve-widget's function URL or of the custom domain in front of it, from
+/// `HOSTED_CHAT_ORIGIN` (read once; unset = no hosted page). Every widget endpoint reads it
+/// here, so it is not part of each function's typed config.
+fn is_hosted_chat(origin: &str) -> bool {
+    static HOSTED: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    HOSTED
+        .get_or_init(|| {
+            std::env::var("HOSTED_CHAT_ORIGIN")
+                .ok()
+                .map(|v| v.trim().trim_end_matches('/').to_ascii_lowercase())
+                .filter(|v| !v.is_empty())
+        })
+        .as_deref()
+        .is_some_and(|hosted| origin.eq_ignore_ascii_case(hosted))
 }
 
 /// Whether a browser page at `origin` (the `Origin` header, e.g. `https://shop.example.com`)

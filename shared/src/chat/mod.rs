@@ -17,6 +17,7 @@
 //! Everything runs as the visitor (`Caller::Widget`): row-level security limits every query to
 //! the agent and the visitor's own conversation.
 
+pub mod attachments;
 pub mod extractive;
 pub mod gaps;
 pub mod prompt;
@@ -100,6 +101,8 @@ pub struct Question {
     pub message: String,
     /// The page's `Origin` for browser calls, checked against the agent's allowed domains.
     pub origin: Option<String>,
+    /// Files attached to the message, already checked (`attachments::AttachmentStore::verify`).
+    pub attachments: Vec<attachments::Attachment>,
 }
 
 /// Where a question went.
@@ -377,9 +380,14 @@ impl Chat {
 
         let user_message_id: Uuid = tx
             .query_one(
-                "INSERT INTO messages (conversation_id, role, content) VALUES ($1, 'user', $2)
-                 RETURNING id",
-                &[&conversation_id, &message],
+                "INSERT INTO messages (conversation_id, role, content, attachments)
+                 VALUES ($1, 'user', $2, $3) RETURNING id",
+                &[
+                    &conversation_id,
+                    &message,
+                    &serde_json::to_value(&question.attachments)
+                        .map_err(|err| ApiError::Internal(err.into()))?,
+                ],
             )
             .await?
             .get(0);
