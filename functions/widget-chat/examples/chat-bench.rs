@@ -30,9 +30,9 @@ use chatpad::auth::Caller;
 use chatpad::chat::attachments::AttachmentStore;
 use chatpad::chat::{Chat, ChatLimits};
 use chatpad::embeddings::{Embedder, LocalMiniLm};
+use chatpad::knowledge::search::{RetrievalMode, search};
 use chatpad::llm::openai::OpenAiChat;
 use chatpad::llm::{Endpoint, Providers};
-use chatpad::knowledge::search::{RetrievalMode, search};
 use chatpad::ratelimit::Limit;
 use chatpad::testing::http::{Part, Reply, Server};
 use chatpad::testing::{TestDb, aws_config, env_var, rate_limiter};
@@ -255,7 +255,12 @@ async fn main() -> anyhow::Result<()> {
     for i in 0..args.requests {
         let question = questions[i % questions.len()].clone();
         let t0 = Instant::now();
-        embeddings.push(model.embed(std::slice::from_ref(&question)).await?.remove(0));
+        embeddings.push(
+            model
+                .embed(std::slice::from_ref(&question))
+                .await?
+                .remove(0),
+        );
         millis.push(t0.elapsed().as_secs_f64() * 1e3);
     }
     summary("  stage: embed the question", millis);
@@ -266,7 +271,11 @@ async fn main() -> anyhow::Result<()> {
     for mode in [RetrievalMode::Hybrid, RetrievalMode::Vector] {
         let mut millis = Vec::new();
         for (i, embedding) in embeddings.iter().enumerate() {
-            let mut client = test.db.client().await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            let mut client = test
+                .db
+                .client()
+                .await
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
             let t0 = Instant::now();
             let tx = chatpad::db::begin_as(&mut client, &caller)
                 .await
