@@ -24,3 +24,40 @@ pub fn sqs_client(config: &aws_config::SdkConfig) -> aws_sdk_sqs::Client {
 pub fn dynamodb_client(config: &aws_config::SdkConfig) -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::new(config)
 }
+
+/// A customer's file name made safe as the last segment of an S3 key: letters, digits, `.`,
+/// `-`, `_` (anything else becomes `_`), at most 100 characters, no leading dot, and `file`
+/// when nothing meaningful is left.
+pub fn s3_key_name(file_name: &str) -> String {
+    let cleaned: String = file_name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(100)
+        .collect();
+    let cleaned = cleaned.trim_start_matches('.');
+    if cleaned.trim_matches(['.', '_']).is_empty() {
+        "file".into()
+    } else {
+        cleaned.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::s3_key_name;
+
+    #[test]
+    fn key_names_keep_safe_characters_only() {
+        assert_eq!(s3_key_name("../../etc/passwd"), "_.._etc_passwd");
+        assert_eq!(s3_key_name("résumé 1.pdf"), "r_sum__1.pdf");
+        assert_eq!(s3_key_name("..."), "file");
+        assert_eq!(s3_key_name("_._"), "file");
+        assert_eq!(s3_key_name(&"a".repeat(300)).len(), 100);
+    }
+}

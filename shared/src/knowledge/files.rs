@@ -175,26 +175,6 @@ fn file_kind_of(request: &UploadRequest) -> ApiResult<FileKind> {
     }
 }
 
-/// A file name safe as the last part of an S3 key.
-fn key_name(file_name: &str) -> String {
-    let cleaned: String = file_name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(100)
-        .collect();
-    if cleaned.trim_matches(['.', '_']).is_empty() {
-        "file".into()
-    } else {
-        cleaned
-    }
-}
-
 /// Hands out an upload URL for one file of `agent`, after checking its declared type and size
 /// against the per-file cap and the plan's storage left.
 pub async fn create_upload(
@@ -230,7 +210,10 @@ pub async fn create_upload(
     .await?;
 
     let id = Uuid::now_v7();
-    let key = format!("sources/{owner}/{agent}/{id}/{}", key_name(name));
+    let key = format!(
+        "sources/{owner}/{agent}/{id}/{}",
+        crate::aws::s3_key_name(name)
+    );
     let expires_at = Utc::now() + UPLOAD_URL_TTL;
     tx.execute(
         "INSERT INTO knowledge_uploads (id, agent_id, file_name, file_type, byte_size, s3_key, expires_at)
