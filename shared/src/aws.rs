@@ -25,6 +25,37 @@ pub fn dynamodb_client(config: &aws_config::SdkConfig) -> aws_sdk_dynamodb::Clie
     aws_sdk_dynamodb::Client::new(config)
 }
 
+/// A presigned S3 PUT whose signature binds the object's type and exact size: the URL and the
+/// headers the uploader must send with it. (aws-sdk-rust cannot presign a POST policy, which
+/// would bound a size range instead.)
+pub async fn presign_put(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    content_type: &str,
+    byte_size: i64,
+    valid_for: std::time::Duration,
+) -> anyhow::Result<(String, std::collections::BTreeMap<String, String>)> {
+    let presigned = s3
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .content_length(byte_size)
+        .content_type(content_type)
+        .presigned(aws_sdk_s3::presigning::PresigningConfig::expires_in(
+            valid_for,
+        )?)
+        .await
+        .map_err(|e| anyhow::Error::new(e).context(format!("presigning a PUT of {key}")))?;
+    let mut headers: std::collections::BTreeMap<String, String> = presigned
+        .headers()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    headers.insert("content-type".into(), content_type.to_owned());
+    headers.insert("content-length".into(), byte_size.to_string());
+    Ok((presigned.uri().to_owned(), headers))
+}
+
 /// A customer's file name made safe as the last segment of an S3 key: letters, digits, `.`,
 /// `-`, `_` (anything else becomes `_`), at most 100 characters, no leading dot, and `file`
 /// when nothing meaningful is left.

@@ -10,7 +10,6 @@
 
 use std::time::Duration;
 
-use aws_sdk_s3::presigning::PresigningConfig;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -158,26 +157,19 @@ impl AttachmentStore {
             Uuid::now_v7(),
             crate::aws::s3_key_name(name)
         );
-        let presigned = self
-            .s3
-            .put_object()
-            .bucket(&self.bucket)
-            .key(&key)
-            .content_length(request.byte_size)
-            .content_type(&content_type)
-            .presigned(PresigningConfig::expires_in(UPLOAD_URL_TTL).map_err(anyhow::Error::new)?)
-            .await
-            .map_err(|e| anyhow::Error::new(e).context("presigning an attachment upload URL"))?;
-        let mut headers: std::collections::BTreeMap<String, String> = presigned
-            .headers()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect();
-        headers.insert("content-type".into(), content_type);
-        headers.insert("content-length".into(), request.byte_size.to_string());
+        let (url, headers) = crate::aws::presign_put(
+            &self.s3,
+            &self.bucket,
+            &key,
+            &content_type,
+            request.byte_size,
+            UPLOAD_URL_TTL,
+        )
+        .await?;
         Ok(UploadTicket {
             key,
             method: "PUT",
-            url: presigned.uri().to_owned(),
+            url,
             headers,
             expires_at: Utc::now() + UPLOAD_URL_TTL,
         })

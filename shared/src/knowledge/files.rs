@@ -11,7 +11,6 @@
 
 use std::time::Duration;
 
-use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -221,26 +220,19 @@ pub async fn create_upload(
         &[&id, &agent, &name, &kind.as_str(), &request.byte_size, &key, &expires_at],
     )
     .await?;
-    let presigned = store
-        .s3
-        .put_object()
-        .bucket(&store.bucket)
-        .key(&key)
-        .content_length(request.byte_size)
-        .content_type(content_type)
-        .presigned(PresigningConfig::expires_in(UPLOAD_URL_TTL).map_err(anyhow::Error::new)?)
-        .await
-        .map_err(|e| anyhow::Error::new(e).context("presigning the upload URL"))?;
-    let mut headers: std::collections::BTreeMap<String, String> = presigned
-        .headers()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
-    headers.insert("content-type".into(), content_type.into());
-    headers.insert("content-length".into(), request.byte_size.to_string());
+    let (url, headers) = crate::aws::presign_put(
+        &store.s3,
+        &store.bucket,
+        &key,
+        content_type,
+        request.byte_size,
+        UPLOAD_URL_TTL,
+    )
+    .await?;
     Ok(UploadTicket {
         upload_id: id,
         method: "PUT",
-        url: presigned.uri().to_owned(),
+        url,
         headers,
         expires_at,
         file_type: kind.as_str().to_owned(),
