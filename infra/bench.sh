@@ -11,8 +11,7 @@
 #   4. chat: widget-chat server overhead (100k chunks) and time to first streamed byte
 #      (examples/chat-bench), get-widget-config requests/s (examples/config-bench).
 # BENCH_VECTOR_ARGS sizes the vector benchmark (default: 1,000 agents x 1,000 chunks plus one
-# agent with 100,000, not yet measured here; "--agents 200" = 300k rows took 6.3 min on a busy
-# 2-core machine: COPY 31 s, HNSW build 176 s).
+# agent with 100,000: about 4 min here, COPY 76 s and the big agent's own HNSW index 48 s).
 # BENCH_SKIP_KNOWLEDGE=1 runs only the function benchmarks.
 set -euo pipefail
 cd "$(dirname "$0")/.."

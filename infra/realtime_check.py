@@ -265,6 +265,20 @@ async def e2e() -> None:
 
         await visitor.close()
         await inbox.close()
+
+        # Visitors who hang up mid-answer do not take widget-chat down (the refused rest of a
+        # stream used to end the runtime's loop, and the process with it).
+        leaver = f"e2e-leaver-{uuid.uuid4().hex[:8]}"
+        for _ in range(2):
+            async with http.post(f"{LAMBDA}/widget-chat/", headers={"accept": "text/event-stream"},
+                                 json={"agentId": agent, "visitorId": leaver, "stream": True,
+                                       "message": "What are your opening hours?"}) as resp:
+                assert resp.status == 200, resp.status
+                assert (await resp.content.readuntil(b"\n\n")).startswith(b"event: start")
+                resp.close()  # hang up after the first event
+        answer = await api.chat(agent, leaver, "Still there? When are you open?")
+        assert answer.get("status") == "answered" and answer["text"], answer
+        step("visitors hanging up mid-answer leave widget-chat serving")
     print("realtime e2e: passed", flush=True)
 
 

@@ -2,7 +2,9 @@
 //! against real Postgres, under row-level security.
 
 use chatpad::auth::Caller;
-use chatpad::knowledge::search::{Hit, RetrievalMode, search};
+use chatpad::knowledge::search::{
+    Hit, RetrievalMode, VectorIndexChange, search, sync_vector_index,
+};
 use chatpad::testing::TestDb;
 use pgvector::Vector;
 use uuid::Uuid;
@@ -265,6 +267,10 @@ async fn a_large_agent_takes_the_approximate_path_in_hybrid_mode_too() {
     )
     .await
     .unwrap();
+    assert_eq!(
+        sync_vector_index(&tx, agent).await.unwrap(),
+        VectorIndexChange::Built
+    );
     let hits = search(
         &tx,
         agent,

@@ -185,13 +185,49 @@ const DOCUMENTS: &[(&str, &str)] = &[
 #[tokio::test]
 async fn the_document_that_answers_a_question_is_in_the_top_three() {
     let test = TestDb::new().await;
-    let ingestor = ingestor(&test).await;
-    let (user, agent) = owner_with_agent(&test).await;
+    ingest_documents_and_ask(&test).await;
+}
+
+#[tokio::test]
+async fn an_agent_grown_past_the_exact_search_size_is_searched_through_its_own_index() {
+    let test = TestDb::new().await;
+    // Every session of this database sees a threshold of 2 chunks (the four documents make at
+    // least 4), the worker's included.
+    test.superuser()
+        .await
+        .batch_execute(&format!(
+            "ALTER DATABASE {} SET chatpad.exact_search_max_chunks = '2'",
+            test.name
+        ))
+        .await
+        .unwrap();
+    let agent = ingest_documents_and_ask(&test).await;
+    let index: String = test
+        .superuser()
+        .await
+        .query_one(
+            "SELECT indexdef FROM pg_indexes WHERE indexname LIKE 'knowledge_chunks_hnsw_%'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        index.contains("hnsw") && index.contains(&agent.to_string()),
+        "{index}"
+    );
+}
+
+/// Ingests [`DOCUMENTS`] into a new agent, checks that each question finds its document in
+/// the top three in both retrieval modes, and returns the agent.
+async fn ingest_documents_and_ask(test: &TestDb) -> Uuid {
+    let ingestor = ingestor(test).await;
+    let (user, agent) = owner_with_agent(test).await;
     let mut ids = Vec::new();
     for (title, text) in DOCUMENTS {
         ids.push(
             add_source(
-                &test,
+                test,
                 user,
                 agent,
                 "text",
@@ -202,9 +238,9 @@ async fn the_document_that_answers_a_question_is_in_the_top_three() {
             .await,
         );
     }
-    run_jobs(&test, &ingestor).await;
+    run_jobs(test, &ingestor).await;
     for id in &ids {
-        let (status, error, chunks) = source_row(&test, *id).await;
+        let (status, error, chunks) = source_row(test, *id).await;
         assert_eq!(status, "ready", "{error:?}");
         assert!(chunks >= 1);
     }
@@ -237,6 +273,7 @@ async fn the_document_that_answers_a_question_is_in_the_top_three() {
             );
         }
     }
+    agent
 }
 
 #[tokio::test]

@@ -1,19 +1,25 @@
-//! `search_knowledge_sources`: exact nearest chunks for small agents, the model's HNSW index
-//! (shown by EXPLAIN) for the agent-filtered approximate path, and dimension checks.
+//! `search_knowledge_sources`: exact nearest chunks for small agents, a large agent's own HNSW
+//! index (built by `sync_agent_vector_index`, shown by EXPLAIN) for the approximate path, and
+//! dimension checks.
 
 use chatpad::auth::Caller;
+use chatpad::knowledge::search::{VectorIndexChange, sync_vector_index};
 use chatpad::testing::TestDb;
 use pgvector::Vector;
 use uuid::Uuid;
 
 const DIMS: usize = 384;
 
-/// A deterministic unit vector pointing mostly along axis `axis`.
+/// A deterministic unit vector pointing mostly along axis `axis`, partly along the next two:
+/// neighbouring axes' vectors are neighbours (as similar texts are), which an HNSW graph needs
+/// to be navigable (with near-orthogonal vectors its links are arbitrary).
 fn vector(axis: usize, jitter: f32) -> Vec<f32> {
     let mut v: Vec<f32> = (0..DIMS)
         .map(|i| ((i as f32 * 0.37 + jitter).sin()) * 0.01)
         .collect();
     v[axis % DIMS] += 1.0;
+    v[(axis + 1) % DIMS] += 0.6;
+    v[(axis + 2) % DIMS] += 0.3;
     let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
     v.iter().map(|x| x / norm).collect()
 }
@@ -128,44 +134,143 @@ async fn a_query_of_the_wrong_dimension_is_refused_clearly() {
     );
 }
 
-#[tokio::test]
-async fn a_new_embedding_model_gets_its_own_hnsw_index_without_a_migration() {
-    let test = TestDb::new().await;
-    let su = test.superuser().await;
-    su.execute(
-        "INSERT INTO embedding_models (id, dimensions) VALUES ('test/tiny-8', 8)",
-        &[],
+/// Runs `sync_agent_vector_index` for `agent` as `owner` with the exact-search size set to
+/// `exact_max` chunks, and commits.
+async fn sync(test: &TestDb, owner: Uuid, agent: Uuid, exact_max: usize) -> VectorIndexChange {
+    let mut client = test.db.client().await.unwrap();
+    let tx = chatpad::db::begin_as(&mut client, &Caller::User { user_id: owner })
+        .await
+        .unwrap();
+    tx.execute(
+        "SELECT set_config('chatpad.exact_search_max_chunks', $1, true)",
+        &[&exact_max.to_string()],
     )
     .await
     .unwrap();
-    let indexes: i64 = su
-        .query_one(
-            "SELECT count(*) FROM pg_indexes WHERE tablename = 'knowledge_chunks' AND indexdef LIKE '%hnsw%vector(8)%test/tiny-8%'",
+    let change = sync_vector_index(&tx, agent).await.unwrap();
+    tx.commit().await.unwrap();
+    change
+}
+
+/// The definitions of the agent-specific HNSW indexes on knowledge_chunks.
+async fn agent_indexes(test: &TestDb) -> Vec<String> {
+    test.superuser()
+        .await
+        .query(
+            "SELECT indexdef FROM pg_indexes WHERE tablename = 'knowledge_chunks'
+               AND indexname LIKE 'knowledge_chunks_hnsw_%' ORDER BY indexname",
             &[],
         )
         .await
         .unwrap()
-        .get(0);
-    assert_eq!(indexes, 1);
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
 }
 
 #[tokio::test]
-async fn the_approximate_path_uses_the_models_hnsw_index_for_an_agent_filtered_query() {
+async fn a_large_agent_gets_an_hnsw_index_of_its_own_and_loses_it_with_the_agent() {
     let test = TestDb::new().await;
-    let su = test.superuser().await;
-    let (_, agents) = seed(&test, &[400, 400, 400, 400, 400]).await;
-    su.batch_execute("ANALYZE knowledge_chunks").await.unwrap();
-    let query = Vector::from(vector(3, 0.0));
-    // The statement and settings the function uses for large agents (see V3__knowledge.sql).
-    su.batch_execute("SET hnsw.iterative_scan = relaxed_order; SET enable_seqscan = off")
+    let (owner, agents) = seed(&test, &[120, 30]).await;
+    assert!(agent_indexes(&test).await.is_empty(), "no shared index");
+
+    assert_eq!(
+        sync(&test, owner, agents[1], 100).await,
+        VectorIndexChange::Small
+    );
+    assert_eq!(
+        sync(&test, owner, agents[0], 100).await,
+        VectorIndexChange::Built
+    );
+    assert_eq!(
+        sync(&test, owner, agents[0], 100).await,
+        VectorIndexChange::Ready
+    );
+    let indexes = agent_indexes(&test).await;
+    assert_eq!(indexes.len(), 1, "{indexes:?}");
+    assert!(
+        indexes[0].contains("hnsw") && indexes[0].contains(&agents[0].to_string()),
+        "{indexes:?}"
+    );
+
+    // Another account cannot make us build (or drop) anything.
+    let stranger = test.user(None).await;
+    assert_eq!(
+        sync(&test, stranger, agents[0], 1).await,
+        VectorIndexChange::NotFound
+    );
+
+    // Well below the size again (here: a larger threshold), the index goes.
+    assert_eq!(
+        sync(&test, owner, agents[0], 1_000).await,
+        VectorIndexChange::Dropped
+    );
+    assert!(agent_indexes(&test).await.is_empty());
+
+    // Deleting the agent deletes its index.
+    assert_eq!(
+        sync(&test, owner, agents[0], 100).await,
+        VectorIndexChange::Built
+    );
+    test.superuser()
+        .await
+        .execute("DELETE FROM agents WHERE id = $1", &[&agents[0]])
         .await
         .unwrap();
+    assert!(agent_indexes(&test).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_model_change_replaces_the_agents_index() {
+    let test = TestDb::new().await;
+    let (owner, agents) = seed(&test, &[120]).await;
+    assert_eq!(
+        sync(&test, owner, agents[0], 100).await,
+        VectorIndexChange::Built
+    );
+    let before = agent_indexes(&test).await;
+    test.superuser()
+        .await
+        .execute(
+            "UPDATE agents SET embedding_model = 'openai/text-embedding-3-small' WHERE id = $1",
+            &[&agents[0]],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        sync(&test, owner, agents[0], 100).await,
+        VectorIndexChange::Built
+    );
+    let after = agent_indexes(&test).await;
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_ne!(before, after);
+    assert!(after[0].contains("vector(1536)"), "{after:?}");
+}
+
+#[tokio::test]
+async fn the_approximate_path_scans_the_agents_own_index() {
+    let test = TestDb::new().await;
+    let su = test.superuser().await;
+    let (owner, agents) = seed(&test, &[400, 400, 400, 400, 400]).await;
+    for &agent in &agents {
+        assert_eq!(
+            sync(&test, owner, agent, 100).await,
+            VectorIndexChange::Built
+        );
+    }
+    su.batch_execute("ANALYZE knowledge_chunks").await.unwrap();
+    let query = Vector::from(vector(3, 0.0));
+    // The statement and settings the function uses for large agents (see V15).
+    su.batch_execute("SET enable_seqscan = off").await.unwrap();
     let plan: Vec<String> = su
         .query(
-            "EXPLAIN SELECT k.id FROM knowledge_chunks k
-             WHERE k.embedding_model = 'local/all-MiniLM-L6-v2' AND k.agent_id::text = $2::text
-             ORDER BY k.embedding::vector(384) <=> $1::vector(384) LIMIT 20",
-            &[&query, &agents[2].to_string()],
+            &format!(
+                "EXPLAIN SELECT k.id FROM knowledge_chunks k
+                 WHERE k.agent_id = '{}'::uuid AND k.embedding_model = 'local/all-MiniLM-L6-v2'
+                 ORDER BY k.embedding::vector(384) <=> $1::vector(384) LIMIT 20",
+                agents[2]
+            ),
+            &[&query],
         )
         .await
         .unwrap()
@@ -173,9 +278,10 @@ async fn the_approximate_path_uses_the_models_hnsw_index_for_an_agent_filtered_q
         .map(|r| r.get(0))
         .collect();
     let plan = plan.join("\n");
+    let own = format!("knowledge_chunks_hnsw_{}", agents[2].simple());
     assert!(
-        plan.contains("knowledge_chunks_hnsw_"),
-        "HNSW index not used:\n{plan}"
+        plan.contains(&own),
+        "the agent's own index not used:\n{plan}"
     );
 }
 
@@ -206,6 +312,12 @@ async fn the_approximate_path_returns_the_same_nearest_chunk_as_exact_search() {
     )
     .await
     .unwrap();
+    // Large, but no index of its own yet: searched exactly.
+    assert_eq!(search(&tx).await, exact);
+    assert_eq!(
+        sync_vector_index(&tx, agents[1]).await.unwrap(),
+        VectorIndexChange::Built
+    );
     let approximate = search(&tx).await;
     assert_eq!(exact[0], "agent 1 chunk 42");
     assert_eq!(approximate[0], exact[0]);

@@ -30,7 +30,7 @@ use chatpad::auth::Caller;
 use chatpad::chat::attachments::AttachmentStore;
 use chatpad::chat::{Chat, ChatLimits};
 use chatpad::embeddings::{Embedder, LocalMiniLm};
-use chatpad::knowledge::search::{RetrievalMode, search};
+use chatpad::knowledge::search::{RetrievalMode, search, sync_vector_index};
 use chatpad::llm::openai::OpenAiChat;
 use chatpad::llm::{Endpoint, Providers};
 use chatpad::ratelimit::Limit;
@@ -172,6 +172,17 @@ async fn main() -> anyhow::Result<()> {
         args.chunks,
         started.elapsed().as_secs_f64(),
         chunk_texts.len()
+    );
+    // Its own HNSW index, as the ingest worker builds it after a source (only used above the
+    // exact-search size, 20,000 chunks).
+    let started = Instant::now();
+    let mut client = test.db.client().await?;
+    let tx = chatpad::db::begin_as(&mut client, &Caller::User { user_id: owner }).await?;
+    let change = sync_vector_index(&tx, agent).await?;
+    tx.commit().await?;
+    println!(
+        "agent vector index: {change:?} in {:.0} s",
+        started.elapsed().as_secs_f64()
     );
 
     let limits = RateLimits {

@@ -27,8 +27,8 @@
 //! random point at about the same distance from a query: no neighbourhood structure for HNSW
 //! to follow, unlike real text embeddings.
 //!
-//! Rows go in by binary `COPY` with the HNSW index dropped, which is then built once (m = 16,
-//! ef_construction = 64 as the migration creates it, or `--m` / `--ef-construction`) and timed.
+//! Rows go in by binary `COPY`; then the big agent gets its own HNSW index as the ingest
+//! worker builds it (`sync_agent_vector_index`: m = 16, ef_construction = 200), timed.
 //! `--sweep` also measures the ANN query of the big agent at several `hnsw.ef_search` values
 //! and candidate counts.
 
@@ -38,7 +38,7 @@ use std::time::Instant;
 use anyhow::Context;
 use chatpad::auth::Caller;
 use chatpad::embeddings::LocalMiniLm;
-use chatpad::knowledge::search::{RetrievalMode, search};
+use chatpad::knowledge::search::{RetrievalMode, VectorIndexChange, search, sync_vector_index};
 use chatpad::testing::TestDb;
 use pgvector::Vector;
 use rand::rngs::StdRng;
@@ -54,6 +54,8 @@ mod evalset;
 
 const MODEL: &str = "local/all-MiniLM-L6-v2";
 const DIMS: usize = 384;
+/// `chatpad.exact_search_max_chunks`'s default: larger agents take the ANN path.
+const EXACT_SEARCH_MAX_CHUNKS: usize = 20_000;
 /// `--data docs`: nearest anchors a generated chunk may lie towards; anchors per small agent.
 const NEIGHBOURS: usize = 10;
 const SLICE: usize = 150;
@@ -76,8 +78,6 @@ struct Args {
     cache: Option<PathBuf>,
     data: Data,
     noise: f32,
-    m: u32,
-    ef_construction: u32,
     sweep: bool,
 }
 
@@ -98,8 +98,6 @@ fn args() -> anyhow::Result<Args> {
         cache: None,
         data: Data::Docs,
         noise: 0.015,
-        m: 16,
-        ef_construction: 64,
         sweep: false,
     };
     let mut it = std::env::args().skip(1);
@@ -120,8 +118,6 @@ fn args() -> anyhow::Result<Args> {
                 }
             }
             "--noise" => a.noise = value()?.parse()?,
-            "--m" => a.m = value()?.parse()?,
-            "--ef-construction" => a.ef_construction = value()?.parse()?,
             "--sweep" => a.sweep = true,
             other => anyhow::bail!("unknown argument {other}"),
         }
@@ -323,16 +319,10 @@ async fn main() -> anyhow::Result<()> {
         agents.push((agent, source, size, pool));
     }
 
-    // Bulk load: no HNSW index and no per-row triggers while copying (owner and agent ids are
-    // given directly; every vector has 384 dimensions by construction).
-    let index: String = su
-        .query_one("SELECT embedding_index_name($1)", &[&MODEL])
-        .await?
-        .get(0);
-    su.batch_execute(&format!(
-        "DROP INDEX IF EXISTS {index}; ALTER TABLE knowledge_chunks DISABLE TRIGGER USER"
-    ))
-    .await?;
+    // Bulk load: no per-row triggers while copying (owner and agent ids are given directly;
+    // every vector has 384 dimensions by construction).
+    su.batch_execute("ALTER TABLE knowledge_chunks DISABLE TRIGGER USER")
+        .await?;
     let vector_type = su
         .prepare("SELECT $1::vector")
         .await?
@@ -391,25 +381,26 @@ async fn main() -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
 
-    let started = Instant::now();
-    su.batch_execute(&format!(
-        "SET maintenance_work_mem = '6GB'; SET max_parallel_maintenance_workers = 1;
-         CREATE INDEX {index} ON knowledge_chunks
-           USING hnsw ((embedding::vector({DIMS})) vector_cosine_ops)
-           WITH (m = {}, ef_construction = {}) WHERE embedding_model = '{MODEL}';
-         ANALYZE knowledge_chunks",
-        args.m, args.ef_construction
-    ))
-    .await?;
-    println!(
-        "HNSW index (m = {}, ef_construction = {}) built in {:.0} s",
-        args.m,
-        args.ef_construction,
-        started.elapsed().as_secs_f64()
-    );
+    su.batch_execute("ANALYZE knowledge_chunks").await?;
 
+    // Agents above the exact-search size get their own index, as after an ingestion.
     let mut client = test.db.client().await?;
     let caller = Caller::User { user_id: owner };
+    for (agent, _, size, _) in agents.iter().filter(|a| a.2 > EXACT_SEARCH_MAX_CHUNKS) {
+        let started = Instant::now();
+        let tx = chatpad::db::begin_as(&mut client, &caller).await?;
+        let change = sync_vector_index(&tx, *agent).await?;
+        tx.commit().await?;
+        anyhow::ensure!(
+            change == VectorIndexChange::Built,
+            "no index built: {change:?}"
+        );
+        println!(
+            "HNSW index of the {size}-chunk agent (m = 16, ef_construction = 200) built in {:.0} s",
+            started.elapsed().as_secs_f64()
+        );
+    }
+
     let mut groups: Vec<(&str, Vec<usize>)> = Vec::new();
     if args.big > 0 {
         groups.push(("big agent (ANN path)", vec![0]));
@@ -469,38 +460,30 @@ async fn sweep(
     su: &tokio_postgres::Client,
     answers: &[(Uuid, Vec<f32>, Vec<chatpad::knowledge::search::Hit>)],
 ) -> anyhow::Result<()> {
-    let statement = su
-        .prepare(&format!(
-            "SELECT d.id FROM (
-               SELECT k.id, k.embedding::vector({DIMS}) <=> $1::vector({DIMS}) AS distance
-               FROM knowledge_chunks k
-               WHERE k.embedding_model = '{MODEL}' AND k.agent_id::text = $2::text
-               ORDER BY k.embedding::vector({DIMS}) <=> $1::vector({DIMS})
-               LIMIT $3
-             ) d ORDER BY d.distance LIMIT 5"
-        ))
-        .await?;
-    for ef_search in [40, 100, 200, 400] {
+    for ef_search in [100, 200, 400, 600, 800] {
         for candidates in [20i64, 40, 100] {
             let mut latencies = Vec::new();
             let mut recall = 0.0;
             for (agent, query, exact) in answers {
                 su.batch_execute(&format!(
                     "BEGIN; SET LOCAL enable_seqscan = off; SET LOCAL jit = off;
-                     SET LOCAL hnsw.iterative_scan = relaxed_order;
                      SET LOCAL hnsw.ef_search = {ef_search}"
                 ))
                 .await?;
+                // The function's ANN statement: agent and model as literals, matching the
+                // predicate of the agent's own index.
+                let statement = format!(
+                    "SELECT d.id FROM (
+                       SELECT k.id, k.embedding::vector({DIMS}) <=> $1::vector({DIMS}) AS distance
+                       FROM knowledge_chunks k
+                       WHERE k.agent_id = '{agent}'::uuid AND k.embedding_model = '{MODEL}'
+                       ORDER BY k.embedding::vector({DIMS}) <=> $1::vector({DIMS})
+                       LIMIT $2
+                     ) d ORDER BY d.distance LIMIT 5"
+                );
                 let started = Instant::now();
                 let rows = su
-                    .query(
-                        &statement,
-                        &[
-                            &Vector::from(query.clone()),
-                            &agent.to_string(),
-                            &candidates,
-                        ],
-                    )
+                    .query(&statement, &[&Vector::from(query.clone()), &candidates])
                     .await?;
                 latencies.push(started.elapsed().as_secs_f64() * 1e3);
                 su.batch_execute("ROLLBACK").await?;

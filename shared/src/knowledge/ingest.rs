@@ -30,6 +30,7 @@ use super::crawl::{
 use super::extract::sandbox::Sandbox;
 use super::extract::{self, ExtractError, FileKind};
 use super::files::FileStore;
+use super::search;
 use super::{Extracted, Location, Part};
 use crate::auth::Caller;
 use crate::db::{self, Database};
@@ -232,7 +233,7 @@ impl Ingestor {
         match source.kind.as_str() {
             "url" | "sitemap" => {
                 self.ingest_web(&mut client, caller, source_id, &source, &settings)
-                    .await
+                    .await?
             }
             _ => {
                 let documents = self.documents(&source).await?;
@@ -241,9 +242,25 @@ impl Ingestor {
                     .flat_map(|d| chunk::chunk(d, &settings))
                     .collect();
                 self.embed_in_slices(&mut client, caller, source_id, &chunks, resume_at, started)
-                    .await
+                    .await?
             }
         }
+        // The agent may have grown past the exact-search size. The source is ready whatever
+        // happens here: a failed build is retried after the next source.
+        let synced = async {
+            let tx = db::begin_as(&mut client, caller).await?;
+            let change = search::sync_vector_index(&tx, source.agent_id).await?;
+            tx.commit().await?;
+            crate::ApiResult::Ok(change)
+        }
+        .await;
+        match synced {
+            Ok(change) => tracing::debug!(agent = %source.agent_id, ?change, "agent vector index"),
+            Err(err) => {
+                tracing::warn!(agent = %source.agent_id, error = %err, "agent vector index not synced")
+            }
+        }
+        Ok(())
     }
 
     /// Embeds and upserts `chunks` from `resume_at` on; when the time budget is used up,

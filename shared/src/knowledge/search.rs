@@ -3,8 +3,9 @@
 //! Two modes, both in Postgres and both under the caller's row-level security (see
 //! `migrations/V9__hybrid_search.sql`):
 //! - [`RetrievalMode::Vector`]: cosine similarity of the question's embedding
-//!   (`search_knowledge_sources`: exact for small agents, the model's HNSW index above
-//!   `chatpad.exact_search_max_chunks`);
+//!   (`search_knowledge_sources`: exact for small agents; above
+//!   `chatpad.exact_search_max_chunks`, the agent's own HNSW index, which
+//!   [`sync_vector_index`] builds, see `migrations/V15__agent_vector_indexes.sql`);
 //! - [`RetrievalMode::Hybrid`]: that ranking fused by reciprocal rank with BM25 over the
 //!   chunks' full text (`search_knowledge_hybrid`), which finds exact names, error codes and
 //!   numbers the embedding blurs. The default.
@@ -112,4 +113,43 @@ pub async fn search(
             }
         })
         .collect())
+}
+
+/// What [`sync_vector_index`] did to an agent's own HNSW index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VectorIndexChange {
+    /// Built now: the agent has grown past the exact-search size.
+    Built,
+    /// Dropped: the agent shrank well below that size, or its model changed.
+    Dropped,
+    /// Already in place.
+    Ready,
+    /// None needed: the agent is searched exactly.
+    Small,
+    /// Another session is building it.
+    Busy,
+    /// Unknown agent, or not the caller's.
+    NotFound,
+}
+
+/// Builds or drops `agent`'s own HNSW index to match its size (`sync_agent_vector_index`).
+/// Writes to the chunks table wait while an index builds (seconds at 20k chunks), so callers
+/// run it after their own transaction has committed, as the ingest worker does after a source.
+#[instrument(skip(client))]
+pub async fn sync_vector_index(
+    client: &impl GenericClient,
+    agent: Uuid,
+) -> ApiResult<VectorIndexChange> {
+    let row = client
+        .query_one("SELECT sync_agent_vector_index($1)", &[&agent])
+        .await?;
+    let change = match row.get::<_, &str>(0) {
+        "built" => VectorIndexChange::Built,
+        "dropped" => VectorIndexChange::Dropped,
+        "ready" => VectorIndexChange::Ready,
+        "small" => VectorIndexChange::Small,
+        "busy" => VectorIndexChange::Busy,
+        _ => VectorIndexChange::NotFound,
+    };
+    Ok(change)
 }
