@@ -260,10 +260,9 @@ async fn the_approximate_path_scans_the_agents_own_index() {
     }
     su.batch_execute("ANALYZE knowledge_chunks").await.unwrap();
     let query = Vector::from(vector(3, 0.0));
-    // The statement and settings the function uses for large agents (see V15). With 400 rows
-    // an agent's btree plus a sort costs about as much as the index scan, and the planner's
-    // choice between them flips with the statistics; sorting is ruled out here so that the
-    // test asks only whether the agent's own index serves the statement.
+    // The statement and settings the function uses for large agents (see V15): at 400 rows the
+    // agent's btree plus a sort costs about as much as the index scan, which is why the
+    // function switches sorting off for this statement.
     su.batch_execute("SET enable_seqscan = off; SET enable_sort = off")
         .await
         .unwrap();
@@ -324,6 +323,18 @@ async fn the_approximate_path_returns_the_same_nearest_chunk_as_exact_search() {
         VectorIndexChange::Built
     );
     let approximate = search(&tx).await;
+    // The function itself went through the agent's own index (scans counted in this
+    // transaction).
+    let scans: i64 = tx
+        .query_one(
+            "SELECT pg_stat_get_xact_numscans(to_regclass(
+               agent_vector_index_name($1, 'local/all-MiniLM-L6-v2')))",
+            &[&agents[1]],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(scans > 0, "the agent's own index was not scanned");
     assert_eq!(exact[0], "agent 1 chunk 42");
     assert_eq!(approximate[0], exact[0]);
     assert_eq!(approximate.len(), 5);

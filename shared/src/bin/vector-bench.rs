@@ -466,8 +466,8 @@ async fn sweep(
             let mut recall = 0.0;
             for (agent, query, exact) in answers {
                 su.batch_execute(&format!(
-                    "BEGIN; SET LOCAL enable_seqscan = off; SET LOCAL jit = off;
-                     SET LOCAL hnsw.ef_search = {ef_search}"
+                    "BEGIN; SET LOCAL enable_seqscan = off; SET LOCAL enable_sort = off;
+                     SET LOCAL jit = off; SET LOCAL hnsw.ef_search = {ef_search}"
                 ))
                 .await?;
                 // The function's ANN statement: agent and model as literals, matching the

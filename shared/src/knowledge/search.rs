@@ -143,13 +143,13 @@ pub async fn sync_vector_index(
     let row = client
         .query_one("SELECT sync_agent_vector_index($1)", &[&agent])
         .await?;
-    let change = match row.get::<_, &str>(0) {
-        "built" => VectorIndexChange::Built,
-        "dropped" => VectorIndexChange::Dropped,
-        "ready" => VectorIndexChange::Ready,
-        "small" => VectorIndexChange::Small,
-        "busy" => VectorIndexChange::Busy,
-        _ => VectorIndexChange::NotFound,
-    };
-    Ok(change)
+    match row.get::<_, &str>(0) {
+        "built" => Ok(VectorIndexChange::Built),
+        "dropped" => Ok(VectorIndexChange::Dropped),
+        "ready" => Ok(VectorIndexChange::Ready),
+        "small" => Ok(VectorIndexChange::Small),
+        "busy" => Ok(VectorIndexChange::Busy),
+        "not_found" => Ok(VectorIndexChange::NotFound),
+        other => Err(anyhow::anyhow!("sync_agent_vector_index returned {other:?}").into()),
+    }
 }
