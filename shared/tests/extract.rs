@@ -64,6 +64,29 @@ fn each_pdf_page_becomes_a_part_with_its_page_number() {
 }
 
 #[test]
+fn a_pdf_laid_out_like_a_browsers_reads_as_words_lines_and_paragraphs() {
+    // Words placed by offsets (no space glyphs), split by kerning, in a subset font whose
+    // codes mean nothing without its ToUnicode map; a ligature glyph; a footer in a form.
+    let pdf = samples::pdf_like_a_browser(
+        &[
+            "Refunds are issued within thirty days\nof the purchase date.",
+            "Contact support for help.",
+        ],
+        "See the configuration guide first.",
+        "Page 1 of 1",
+    );
+
+    let extracted = read(&pdf, FileKind::Pdf);
+
+    assert_eq!(extracted.parts.len(), 1);
+    assert_eq!(
+        extracted.parts[0].markdown,
+        "Refunds are issued within thirty days\nof the purchase date.\n\n\
+         Contact support for help.\nSee the configuration guide first.\n\nPage 1 of 1"
+    );
+}
+
+#[test]
 fn a_pdf_page_with_an_image_keeps_its_text() {
     let pdf = samples::pdf_with_images(2, 40_000);
 

@@ -85,7 +85,8 @@ pub fn pdf_text_heavy(text_bytes: usize) -> Vec<u8> {
 
 /// A one-page PDF whose content stream inflates to `inflated_bytes` of spaces.
 pub fn pdf_decompression_bomb(inflated_bytes: usize) -> Vec<u8> {
-    let mut encoder = ZlibEncoder::new(Vec::new(), Compression::fast());
+    // Best compression: its ratio on a run of one byte is the same across zlib backends.
+    let mut encoder = ZlibEncoder::new(Vec::new(), Compression::best());
     let block = vec![b' '; 1 << 20];
     let mut left = inflated_bytes;
     while left > 0 {
@@ -124,6 +125,166 @@ pub fn pdf_encrypted(user_password: &str, pages: &[&str]) -> Vec<u8> {
     let mut out = Vec::new();
     doc.save_to(&mut out).expect("writing to memory");
     out
+}
+
+/// A one-page PDF laid out the way browsers and word processors write one: a subset Type 0
+/// font (Identity-H, glyph ids as codes, a `/ToUnicode` map, `/W` widths) whose words are
+/// placed by `TJ` offsets with no space glyphs and whose words are sometimes split by kerning;
+/// a simple font whose `/Differences` name a ligature glyph (`/fi`); and a footer drawn from a
+/// form XObject. `paragraphs` are laid out line by line (one line per `\n`), with a
+/// paragraph's gap between them; the second font shows the last line, `ligature_line`, with
+/// "fi" as its ligature glyph.
+pub fn pdf_like_a_browser(paragraphs: &[&str], ligature_line: &str, footer: &str) -> Vec<u8> {
+    let mut builder = PdfBuilder::new();
+    // Glyph ids in order of first use, as a subsetting producer assigns them.
+    let mut glyphs: Vec<char> = Vec::new();
+    let mut glyph_id = |c: char| -> u16 {
+        let n = glyphs.iter().position(|&g| g == c).unwrap_or_else(|| {
+            glyphs.push(c);
+            glyphs.len() - 1
+        });
+        n as u16 + 1
+    };
+    let mut encode = |text: &str| -> Object {
+        let bytes = text
+            .chars()
+            .flat_map(|c| glyph_id(c).to_be_bytes())
+            .collect();
+        Object::String(bytes, lopdf::StringFormat::Hexadecimal)
+    };
+    let mut ops = vec![
+        Operation::new("BT", vec![]),
+        Operation::new("Tf", vec!["C1".into(), 10.into()]),
+        Operation::new(
+            "Tm",
+            vec![
+                1.into(),
+                0.into(),
+                0.into(),
+                1.into(),
+                72.into(),
+                760.into(),
+            ],
+        ),
+    ];
+    for (n, paragraph) in paragraphs.iter().enumerate() {
+        if n > 0 {
+            ops.push(Operation::new("Td", vec![0.into(), (-24).into()]));
+        }
+        for (l, line) in paragraph.lines().enumerate() {
+            if l > 0 {
+                ops.push(Operation::new("Td", vec![0.into(), (-12).into()]));
+            }
+            let mut items = Vec::new();
+            for (w, word) in line.split(' ').enumerate() {
+                if w > 0 {
+                    // A word gap of 0.28 em, the way justified text is set.
+                    items.push(Object::Integer(-280));
+                }
+                // Kerning inside longer words: a small shift that is not a gap.
+                let split = word.char_indices().nth(3).map_or(word.len(), |(i, _)| i);
+                items.push(encode(&word[..split]));
+                if split < word.len() {
+                    items.push(Object::Integer(-15));
+                    items.push(encode(&word[split..]));
+                }
+            }
+            ops.push(Operation::new("TJ", vec![Object::Array(items)]));
+        }
+    }
+    // The ligature line in the simple font, one line below.
+    let ligature = ligature_line.replace("fi", "\u{1}").into_bytes();
+    ops.push(Operation::new("Tf", vec!["F2".into(), 10.into()]));
+    ops.push(Operation::new("Td", vec![0.into(), (-12).into()]));
+    ops.push(Operation::new(
+        "Tj",
+        vec![Object::String(ligature, lopdf::StringFormat::Literal)],
+    ));
+    ops.push(Operation::new("ET", vec![]));
+    ops.push(Operation::new("q", vec![]));
+    ops.push(Operation::new(
+        "cm",
+        vec![1.into(), 0.into(), 0.into(), 1.into(), 72.into(), 40.into()],
+    ));
+    ops.push(Operation::new("Do", vec!["Footer".into()]));
+    ops.push(Operation::new("Q", vec![]));
+
+    let mut cmap = format!(
+        "/CIDInit /ProcSet findresource begin\n12 dict begin\nbegincmap\n\
+         /CIDSystemInfo << /Registry (Adobe) /Ordering (UCS) /Supplement 0 >> def\n\
+         /CMapName /Adobe-Identity-UCS def\n/CMapType 2 def\n\
+         1 begincodespacerange\n<0000> <FFFF>\nendcodespacerange\n{} beginbfchar\n",
+        glyphs.len()
+    );
+    for (n, c) in glyphs.iter().enumerate() {
+        cmap.push_str(&format!("<{:04X}> <{:04X}>\n", n + 1, u32::from(*c)));
+    }
+    cmap.push_str("endbfchar\nendcmap\nCMapName currentdict /CMap defineresource pop\nend\nend\n");
+    let to_unicode = builder
+        .doc
+        .add_object(Stream::new(dictionary! {}, cmap.into_bytes()));
+    let widths: Vec<Object> = glyphs.iter().map(|_| Object::Integer(500)).collect();
+    let cid_font = builder.doc.add_object(dictionary! {
+        "Type" => "Font",
+        "Subtype" => "CIDFontType2",
+        "BaseFont" => "AAAAAA+LiberationSans",
+        "CIDSystemInfo" => dictionary! {
+            "Registry" => Object::string_literal("Adobe"),
+            "Ordering" => Object::string_literal("Identity"),
+            "Supplement" => 0,
+        },
+        "DW" => 1000,
+        "W" => vec![Object::Integer(1), Object::Array(widths)],
+    });
+    let composite = builder.doc.add_object(dictionary! {
+        "Type" => "Font",
+        "Subtype" => "Type0",
+        "BaseFont" => "AAAAAA+LiberationSans",
+        "Encoding" => "Identity-H",
+        "DescendantFonts" => vec![cid_font.into()],
+        "ToUnicode" => to_unicode,
+    });
+    let simple = builder.doc.add_object(dictionary! {
+        "Type" => "Font",
+        "Subtype" => "Type1",
+        "BaseFont" => "CMR10",
+        "FirstChar" => 1,
+        "Widths" => vec![Object::Integer(556)],
+        "Encoding" => dictionary! {
+            "Type" => "Encoding",
+            "BaseEncoding" => "WinAnsiEncoding",
+            "Differences" => vec![1.into(), "fi".into()],
+        },
+    });
+    let footer_content = Content {
+        operations: vec![
+            Operation::new("BT", vec![]),
+            Operation::new("Tf", vec!["F1".into(), 8.into()]),
+            Operation::new("Tj", vec![Object::string_literal(footer)]),
+            Operation::new("ET", vec![]),
+        ],
+    };
+    let form = builder.doc.add_object(Stream::new(
+        dictionary! {
+            "Type" => "XObject",
+            "Subtype" => "Form",
+            "BBox" => vec![0.into(), 0.into(), 400.into(), 20.into()],
+            "Resources" => dictionary! { "Font" => dictionary! { "F1" => builder.font_id } },
+        },
+        footer_content.encode().expect("encoding content"),
+    ));
+    let content = builder.doc.add_object(Stream::new(
+        dictionary! {},
+        Content { operations: ops }
+            .encode()
+            .expect("encoding content"),
+    ));
+    let resources = builder.doc.add_object(dictionary! {
+        "Font" => dictionary! { "C1" => composite, "F2" => simple },
+        "XObject" => dictionary! { "Footer" => form },
+    });
+    builder.page_with(content, Some(resources));
+    builder.finish(None)
 }
 
 struct PdfBuilder {
