@@ -153,8 +153,16 @@ struct Pending {
     fresh: bool,
     /// Index of the first fresh piece (pieces before it are overlap).
     fresh_from: usize,
-    /// Heading path of the section the chunk starts in.
-    section: Vec<String>,
+    /// The section the chunk starts in.
+    section: Section,
+}
+
+/// A heading path and the body tokens a chunk starting under it has room for (computed once
+/// per heading, not per block).
+#[derive(Default, Clone)]
+struct Section {
+    path: Vec<String>,
+    budget: usize,
 }
 
 struct Packer<'a> {
@@ -165,6 +173,8 @@ struct Packer<'a> {
     out: &'a mut Vec<Chunk>,
     /// Current heading path: (level, text).
     headings: Vec<(usize, String)>,
+    /// The section `headings` make.
+    section: Section,
     tables: Vec<Table>,
     pending: Pending,
 }
@@ -177,16 +187,19 @@ impl<'a> Packer<'a> {
         overlap: usize,
         out: &'a mut Vec<Chunk>,
     ) -> Self {
-        Packer {
+        let mut packer = Packer {
             title,
             part,
             size,
             overlap,
             out,
             headings: Vec::new(),
+            section: Section::default(),
             tables: Vec::new(),
             pending: Pending::default(),
-        }
+        };
+        packer.section = packer.current_section();
+        packer
     }
 
     fn run(mut self) {
@@ -286,6 +299,7 @@ impl<'a> Packer<'a> {
         }
         self.headings.retain(|(l, _)| *l < level);
         self.headings.push((level, text.clone()));
+        self.section = self.current_section();
         if self.pending.fresh {
             let text = format!("{} {text}", "#".repeat(level));
             let tokens = estimate_tokens(&text);
@@ -307,9 +321,7 @@ impl<'a> Packer<'a> {
         if tokens == 0 {
             return;
         }
-        let room = self
-            .body_budget(&self.section())
-            .saturating_sub(self.table_cost(kind));
+        let room = self.section.budget.saturating_sub(self.table_cost(kind));
         if tokens <= room {
             self.add(Piece { text, tokens, kind });
             return;
@@ -323,11 +335,10 @@ impl<'a> Packer<'a> {
     /// Adds a piece of new content, closing the chunk first when it would overflow.
     fn add(&mut self, piece: Piece) {
         if self.pending.pieces.is_empty() {
-            self.pending.section = self.section();
+            self.pending.section = self.section.clone();
         }
         let cost = piece.tokens + self.header_cost(piece.kind);
-        let budget = self.body_budget(&self.pending.section);
-        if self.pending.tokens + cost > budget {
+        if self.pending.tokens + cost > self.pending.section.budget {
             if self.pending.fresh {
                 // A heading closing the chunk belongs to the next one (its context line).
                 while self.pending.pieces.last().map(|p| p.kind) == Some(Kind::Heading) {
@@ -335,20 +346,19 @@ impl<'a> Packer<'a> {
                     self.pending.tokens -= heading.tokens;
                 }
                 self.flush(true);
-                self.pending.section = self.section();
+                self.pending.section = self.section.clone();
             } else {
                 // Only overlap so far and the piece does not fit beside it: drop the overlap.
                 self.pending = Pending {
-                    section: self.section(),
+                    section: self.section.clone(),
                     ..Pending::default()
                 };
             }
             // The overlap carried over may itself leave no room.
-            let budget = self.body_budget(&self.pending.section);
             let cost = piece.tokens + self.header_cost(piece.kind);
-            if self.pending.tokens + cost > budget {
+            if self.pending.tokens + cost > self.pending.section.budget {
                 self.pending = Pending {
-                    section: self.section(),
+                    section: self.section.clone(),
                     ..Pending::default()
                 };
             }
@@ -381,8 +391,8 @@ impl<'a> Packer<'a> {
         }
     }
 
-    /// The current heading path.
-    fn section(&self) -> Vec<String> {
+    /// The section of the current heading path.
+    fn current_section(&self) -> Section {
         let mut path: Vec<String> = self.headings.iter().map(|(_, t)| t.clone()).collect();
         // A first heading repeating the title (`# CreateTable` in "CreateTable") says nothing new.
         if let (Some(title), Some(first)) = (self.title, path.first())
@@ -390,7 +400,8 @@ impl<'a> Packer<'a> {
         {
             path.remove(0);
         }
-        path
+        let budget = self.body_budget(&path);
+        Section { path, budget }
     }
 
     /// The context line of a chunk starting in `section`: title and heading path.
@@ -420,7 +431,7 @@ impl<'a> Packer<'a> {
         if !pending.fresh {
             return;
         }
-        let context = self.context(&pending.section);
+        let context = self.context(&pending.section.path);
         let mut content = String::with_capacity(
             context.len()
                 + pending
@@ -460,7 +471,7 @@ impl<'a> Packer<'a> {
         let mut location = self.part.location.clone();
         let mut section: Vec<&str> = Vec::new();
         section.extend(location.section.as_deref());
-        section.extend(pending.section.iter().map(String::as_str));
+        section.extend(pending.section.path.iter().map(String::as_str));
         location.section = (!section.is_empty()).then(|| section.join(" > "));
         let token_count = estimate_tokens(&content);
         self.out.push(Chunk {

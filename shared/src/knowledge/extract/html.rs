@@ -444,14 +444,22 @@ impl<'a, 'b> Writer<'a, 'b> {
         Ok(rows)
     }
 
+    /// Adds text to the block: whitespace runs collapsed to one space, controls dropped.
     fn push_text(&mut self, text: &str) {
-        for c in text.chars() {
-            if c.is_whitespace() {
-                if !self.inline.is_empty() && !self.inline.ends_with([' ', '\n']) {
-                    self.inline.push(' ');
-                }
-            } else if !c.is_control() {
-                self.inline.push(c);
+        let mut rest = text;
+        loop {
+            // A run of ordinary characters goes in whole.
+            let run = rest
+                .find(|c: char| c.is_whitespace() || c.is_control())
+                .unwrap_or(rest.len());
+            self.inline.push_str(&rest[..run]);
+            rest = &rest[run..];
+            let Some(c) = rest.chars().next() else {
+                return;
+            };
+            rest = &rest[c.len_utf8()..];
+            if c.is_whitespace() && !self.inline.is_empty() && !self.inline.ends_with([' ', '\n']) {
+                self.inline.push(' ');
             }
         }
     }
@@ -475,6 +483,14 @@ impl<'a, 'b> Writer<'a, 'b> {
             return Ok(());
         }
         let block = std::mem::take(&mut self.inline);
+        if !block.contains('\n') {
+            // One line (most paragraphs): no need to split and join.
+            let line = block.trim();
+            if !line.is_empty() {
+                self.push_block(line)?;
+            }
+            return Ok(());
+        }
         let block: Vec<&str> = block
             .lines()
             .map(str::trim)

@@ -49,21 +49,27 @@ pub(super) fn decode(bytes: &[u8]) -> Result<String, ExtractError> {
 pub(crate) fn normalize(s: &str) -> String {
     let s = s.strip_prefix('\u{FEFF}').unwrap_or(s);
     let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
+    let mut rest = s;
+    // Runs of ordinary text are copied whole; only what may be a control character is looked at.
+    while let Some(at) = rest.bytes().position(may_be_control) {
+        out.push_str(&rest[..at]);
+        let c = rest[at..].chars().next().unwrap_or_default();
+        rest = &rest[at + c.len_utf8()..];
         match c {
-            '\r' => {
-                if chars.peek() != Some(&'\n') {
-                    out.push('\n');
-                }
-            }
-            '\n' | '\t' => out.push(c),
-            '\u{0C}' => out.push('\n'),
+            '\r' if rest.starts_with('\n') => {}
+            '\r' | '\u{0C}' => out.push('\n'),
             c if c.is_control() => {}
             c => out.push(c),
         }
     }
+    out.push_str(rest);
     out
+}
+
+/// C0 controls but tab and newline, DEL, and 0xC2: the lead byte of the C1 controls (and of
+/// U+00A0–U+00BF, which stay). Each starts a character.
+fn may_be_control(b: u8) -> bool {
+    (b < 0x20 && b != b'\t' && b != b'\n') || b == 0x7F || b == 0xC2
 }
 
 /// TXT and Markdown: one part with the normalised text; a Markdown file's first `#` heading is
