@@ -8,13 +8,18 @@
 //! The text is deterministic (a fixed word list and a fixed pseudo-random sequence), so runs
 //! are comparable across builds and machines. `RAYON_NUM_THREADS` limits the cores used.
 //! Besides wall-clock rates it prints work per CPU-second, which stays meaningful when other
-//! processes compete for the cores.
+//! processes compete for the cores. The N chunks are embedded three times: the best pass is
+//! the figure (other work on a shared machine only ever slows a pass down), and all three are
+//! printed.
 
 use std::time::Instant;
 
 use chatpad_minilm::MiniLm;
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+/// Timed passes over the same chunks.
+const PASSES: usize = 3;
 
 const WORDS: &[&str] = &[
     "the",
@@ -161,19 +166,33 @@ fn main() -> Result<()> {
     // Warm up: first-touch page faults and thread-pool start-up are not throughput.
     model.embed(&chunks[..chunks.len().min(MiniLm::BATCH_SIZE)])?;
 
-    let cpu_before = process_cpu_seconds();
-    let started = Instant::now();
-    let vectors = model.embed(&chunks)?;
-    let secs = started.elapsed().as_secs_f64();
-    let cpu = process_cpu_seconds()
-        .zip(cpu_before)
-        .map(|(after, before)| after - before);
-    assert_eq!(vectors.len(), n);
+    let mut passes = Vec::new();
+    for _ in 0..PASSES {
+        let cpu_before = process_cpu_seconds();
+        let started = Instant::now();
+        let vectors = model.embed(&chunks)?;
+        let secs = started.elapsed().as_secs_f64();
+        let cpu = process_cpu_seconds()
+            .zip(cpu_before)
+            .map(|(after, before)| after - before);
+        assert_eq!(vectors.len(), n);
+        passes.push((secs, cpu));
+    }
+    let rates: Vec<String> = passes
+        .iter()
+        .map(|(secs, _)| format!("{:.1}", n as f64 / secs))
+        .collect();
+    let (secs, cpu) = passes
+        .iter()
+        .copied()
+        .min_by(|a, b| a.0.total_cmp(&b.0))
+        .expect("at least one pass");
     println!(
-        "{n} chunks, {tokens} tokens ({:.1} per chunk) in {secs:.2} s: {:.1} chunks/s, {:.0} tokens/s",
+        "{n} chunks, {tokens} tokens ({:.1} per chunk) in {secs:.2} s: {:.1} chunks/s, {:.0} tokens/s (best of {PASSES} passes: {} chunks/s)",
         tokens as f64 / n as f64,
         n as f64 / secs,
-        tokens as f64 / secs
+        tokens as f64 / secs,
+        rates.join(", ")
     );
     // On a shared machine wall-clock numbers depend on the neighbours; work per CPU-second
     // does not (much), and times the core count bounds what an idle machine would do.
