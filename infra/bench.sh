@@ -5,7 +5,8 @@
 #      delivery throughput and latency (webhook-worker's example webhook-bench);
 #   2. realtime: human message -> visitor latency through the dev WebSocket gateway, fan-out
 #      of one event to 1,000 connections (infra/realtime_check.py bench);
-#   3. knowledge: embedding throughput (chatpad-embed-bench), chunking throughput
+#   3. knowledge: extraction + chunking throughput and the sandbox's peak memory
+#      (chatpad-extract-bench), PDF text quality (infra/pdf_quality.py), embedding throughput (chatpad-embed-bench), chunking throughput
 #      (chatpad-chunk-bench), retrieval quality on aws-docs-qa (chatpad-retrieval-bench) and
 #      agent-filtered vector search at scale (chatpad-vector-bench);
 #   4. chat: widget-chat server overhead (100k chunks) and time to first streamed byte
@@ -22,6 +23,8 @@ node -e 'const m=require("./functions/serve-widget/widget/dist/manifest.json");
 cargo build --release --workspace --bins
 # Extraction throughput and the sandboxed reader's peak memory (no services needed).
 cargo run --release --quiet -p chatpad-shared --bin chatpad-extract-bench
+# PDF text quality on aws-docs-qa pages printed to PDF by Chromium (installed by bootstrap).
+.venv/bin/python infra/pdf_quality.py target/release/chatpad-extract
 infra/with-services.sh bash -c 'cargo run --release --quiet -p chatpad-shared --bin chatpad-migrate && cargo run --release --quiet -p chatpad-shared --bin chatpad-dev-seed && .venv/bin/python infra/bench.py'
 # Realtime through the dev WebSocket gateway (release functions): human message -> visitor
 # latency p50/p95, and one event fanned out to 1,000 inbox connections of one account.

@@ -38,6 +38,8 @@ enum Codes {
 }
 
 enum TwoByteUnicode {
+    /// The font's `/ToUnicode` map (always lopdf's `UnicodeMapEncoding`: lopdf does not export
+    /// the map's own type).
     Map(Encoding<'static>),
     /// A predefined UCS-2 CMap (`Uni…-UCS2-H`, `Uni…-UTF16-H`): the code is the character.
     Ucs2,
