@@ -371,3 +371,41 @@ fn deref<'a>(doc: &'a Document, object: &'a Object) -> &'a Object {
 pub(super) fn number(object: &Object) -> Option<f64> {
     object.as_float().ok().map(f64::from)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cid_widths_read_both_forms_and_stay_within_sixteen_bits() {
+        let doc = Document::new();
+        let w = vec![
+            // c [w1 w2]: CIDs 3 and 4.
+            Object::Integer(3),
+            Object::Array(vec![Object::Integer(600), Object::Real(250.0)]),
+            // c_first c_last w: CIDs 6 to 8.
+            Object::Integer(6),
+            Object::Integer(8),
+            Object::Integer(1000),
+            // A hostile range past the last CID is cut at it, not allocated.
+            Object::Integer(65_530),
+            Object::Integer(i64::MAX),
+            Object::Integer(500),
+        ];
+
+        let widths = cid_widths(&doc, &w, 0.75);
+
+        assert_eq!(widths.len(), CIDS);
+        assert_eq!(&widths[2..9], &[0.75, 0.6, 0.25, 0.75, 1.0, 1.0, 1.0]);
+        assert_eq!(widths[CIDS - 1], 0.5);
+    }
+
+    #[test]
+    fn ligatures_are_spelled_out() {
+        assert_eq!(
+            spelled_out("conﬁgure the ﬂow".to_owned()),
+            "configure the flow"
+        );
+        assert_eq!(spelled_out("plain".to_owned()), "plain");
+    }
+}
