@@ -3,8 +3,9 @@
 //!
 //! Throughput is MB of extracted Markdown per second, in process, of extraction alone and of
 //! extraction followed by chunking with the default settings (the target's measure). Best of
-//! three runs each: the machine's other work only ever slows a run down. The sandbox run re-executes this binary as the
-//! child, as the ingest worker does, and reads the child's peak RSS from `wait4`.
+//! three runs each: the machine's other work only ever slows a run down. The sandbox run
+//! re-executes this binary as the child, as the ingest worker does, and reads the child's peak
+//! RSS from `wait4`.
 
 use std::time::Instant;
 

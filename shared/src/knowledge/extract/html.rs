@@ -482,23 +482,21 @@ impl<'a, 'b> Writer<'a, 'b> {
             self.push_text(" ");
             return Ok(());
         }
-        let block = std::mem::take(&mut self.inline);
-        if !block.contains('\n') {
-            // One line (most paragraphs): no need to split and join.
-            let line = block.trim();
-            if !line.is_empty() {
-                self.push_block(line)?;
-            }
-            return Ok(());
-        }
-        let block: Vec<&str> = block
+        let mut block = std::mem::take(&mut self.inline);
+        let lines: Vec<&str> = block
             .lines()
             .map(str::trim)
             .filter(|l| !l.is_empty())
             .collect();
-        if !block.is_empty() {
-            self.push_block(&block.join("\n"))?;
+        match lines.as_slice() {
+            [] => {}
+            // One line (most paragraphs) goes in as it is.
+            [line] => self.push_block(line)?,
+            lines => self.push_block(&lines.join("\n"))?,
         }
+        // The buffer is kept for the next block.
+        block.clear();
+        self.inline = block;
         Ok(())
     }
 
