@@ -3,7 +3,8 @@
 
 use chatpad::auth::Caller;
 use chatpad::knowledge::search::{
-    Hit, RetrievalMode, VectorIndexChange, search, sync_vector_index,
+    Hit, RetrievalMode, TermStatsChange, VectorIndexChange, search, sync_term_stats,
+    sync_vector_index,
 };
 use chatpad::testing::TestDb;
 use pgvector::Vector;
@@ -349,4 +350,133 @@ async fn on_a_large_agent_the_bounded_full_text_ranking_still_prefers_the_rare_w
         .await
         .unwrap();
     assert!(leaked.is_empty());
+}
+
+#[tokio::test]
+async fn a_large_agent_ranks_full_text_from_its_word_statistics_and_counts_words_they_lack() {
+    let test = TestDb::new().await;
+    let (owner, agent, source) = seed(
+        &test,
+        &[
+            ("The plan includes a plan overview for every plan.", 10),
+            ("Each plan has limits; see your plan.", 11),
+            ("Upgrades are prorated to the day.", 12),
+            ("Your plan renews monthly.", 13),
+        ],
+    )
+    .await;
+    let mut client = test.db.client().await.unwrap();
+    let tx = chatpad::db::begin_as(&mut client, &Caller::User { user_id: owner })
+        .await
+        .unwrap();
+    tx.execute(
+        "SELECT set_config('chatpad.exact_search_max_chunks', '2', true)",
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        sync_term_stats(&tx, agent).await.unwrap(),
+        TermStatsChange::Refreshed
+    );
+    tx.commit().await.unwrap();
+    // The statistics are the definer functions' own: the application role cannot read them.
+    let tx = chatpad::db::begin_as(&mut client, &Caller::User { user_id: owner })
+        .await
+        .unwrap();
+    let denied = tx
+        .query("SELECT 1 FROM agent_term_stats", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        denied.code(),
+        Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE)
+    );
+    tx.rollback().await.unwrap();
+    let su = test.superuser().await;
+    let df = |word: &'static str| {
+        let su = &su;
+        async move {
+            su.query_opt(
+                "SELECT df FROM agent_term_stats WHERE agent_id = $1 AND lexeme = $2",
+                &[&agent, &word],
+            )
+            .await
+            .unwrap()
+            .map(|row| row.get::<_, i64>(0))
+        }
+    };
+    // Chunks holding the word, not occurrences.
+    assert_eq!(df("plan").await, Some(3));
+    assert_eq!(df("prorat").await, Some(1));
+
+    // A chunk written after the refresh: its word is unknown to the statistics, counted.
+    su.execute(
+        "INSERT INTO knowledge_chunks (source_id, position, content, location, embedding_model, embedding)
+         VALUES ($1, 4, 'Chargebacks are disputed within ten days.', '{}', 'local/all-MiniLM-L6-v2', $2)",
+        &[&source, &Vector::from(vector(14))],
+    )
+    .await
+    .unwrap();
+    su.execute(
+        "UPDATE knowledge_sources SET chunk_count = 5 WHERE id = $1",
+        &[&source],
+    )
+    .await
+    .unwrap();
+    let tx = chatpad::db::begin_as(&mut client, &Caller::User { user_id: owner })
+        .await
+        .unwrap();
+    tx.execute(
+        "SELECT set_config('chatpad.exact_search_max_chunks', '2', true)",
+        &[],
+    )
+    .await
+    .unwrap();
+    let first = |question: &'static str| {
+        let tx = &tx;
+        async move {
+            tx.query(
+                "SELECT c.content FROM search_knowledge_text($1, $2, 5) t
+                 JOIN knowledge_chunks c ON c.id = t.id ORDER BY t.rank_score DESC",
+                &[&agent, &question],
+            )
+            .await
+            .unwrap()
+            .first()
+            .map(|row| row.get::<_, String>(0))
+        }
+    };
+    assert_eq!(
+        first("Is my plan upgrade prorated?").await.as_deref(),
+        Some("Upgrades are prorated to the day.")
+    );
+    assert_eq!(
+        first("How are chargebacks handled on my plan?")
+            .await
+            .as_deref(),
+        Some("Chargebacks are disputed within ten days.")
+    );
+    tx.rollback().await.unwrap();
+
+    // Back under the exact-search size: the statistics go.
+    let tx = chatpad::db::begin_as(&mut client, &Caller::User { user_id: owner })
+        .await
+        .unwrap();
+    assert_eq!(
+        sync_term_stats(&tx, agent).await.unwrap(),
+        TermStatsChange::Small
+    );
+    tx.commit().await.unwrap();
+    assert_eq!(df("plan").await, None);
+
+    // Another account cannot refresh (or learn anything of) the agent's statistics.
+    let stranger = test.user(None).await;
+    let tx = chatpad::db::begin_as(&mut client, &Caller::User { user_id: stranger })
+        .await
+        .unwrap();
+    assert_eq!(
+        sync_term_stats(&tx, agent).await.unwrap(),
+        TermStatsChange::NotFound
+    );
 }

@@ -189,7 +189,8 @@ async fn the_document_that_answers_a_question_is_in_the_top_three() {
 }
 
 #[tokio::test]
-async fn an_agent_grown_past_the_exact_search_size_is_searched_through_its_own_index() {
+async fn an_agent_grown_past_the_exact_search_size_is_searched_through_its_own_index_and_word_statistics()
+ {
     let test = TestDb::new().await;
     // Every session of this database sees a threshold of 2 chunks (the four documents make at
     // least 4), the worker's included.
@@ -216,6 +217,19 @@ async fn an_agent_grown_past_the_exact_search_size_is_searched_through_its_own_i
         index.contains("hnsw") && index.contains(&agent.to_string()),
         "{index}"
     );
+    // The worker also counted the agent's words for its full-text ranking: "refund" is in
+    // exactly the one document about refunds.
+    let refund: i64 = test
+        .superuser()
+        .await
+        .query_one(
+            "SELECT df FROM agent_term_stats WHERE agent_id = $1 AND lexeme = 'refund'",
+            &[&agent],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(refund, 1);
 }
 
 /// Ingests [`DOCUMENTS`] into a new agent, checks that each question finds its document in

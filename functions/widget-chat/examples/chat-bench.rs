@@ -30,7 +30,7 @@ use chatpad::auth::Caller;
 use chatpad::chat::attachments::AttachmentStore;
 use chatpad::chat::{Chat, ChatLimits};
 use chatpad::embeddings::{Embedder, LocalMiniLm};
-use chatpad::knowledge::search::{RetrievalMode, search, sync_vector_index};
+use chatpad::knowledge::search::{RetrievalMode, search, sync_term_stats, sync_vector_index};
 use chatpad::llm::openai::OpenAiChat;
 use chatpad::llm::{Endpoint, Providers};
 use chatpad::ratelimit::Limit;
@@ -182,6 +182,15 @@ async fn main() -> anyhow::Result<()> {
     tx.commit().await?;
     println!(
         "agent vector index: {change:?} in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    // And its word statistics, which the full-text ranking reads at this size.
+    let started = Instant::now();
+    let tx = chatpad::db::begin_as(&mut client, &Caller::User { user_id: owner }).await?;
+    let change = sync_term_stats(&tx, agent).await?;
+    tx.commit().await?;
+    println!(
+        "agent word statistics: {change:?} in {:.1} s",
         started.elapsed().as_secs_f64()
     );
 

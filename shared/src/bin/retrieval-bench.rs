@@ -10,6 +10,7 @@
 //! infra/with-services.sh cargo run --release -p chatpad-shared \
 //!     --features local-embeddings,test-support --bin chatpad-retrieval-bench -- \
 //!     [--evalset DIR] [--size N] [--overlap N] [--cache FILE] [--sql FILE] [--queries FILE]
+//!     [--exact-max N]
 //! ```
 //!
 //! The evaluation set defaults to `../shared/evalsets/aws-docs-qa` next to the repository
@@ -21,6 +22,10 @@
 //! superuser) once the chunks are stored, e.g. a variant of a search function; `--queries FILE`
 //! adds rankings to score, one per line as `name<TAB>SQL`, where the SQL returns `source_id`s
 //! best first for `$1` (agent id), `$2` (query vector) and `$3` (question).
+//!
+//! `--exact-max N` sets `chatpad.exact_search_max_chunks` to N for the searches: below the
+//! corpus size, the same questions take the large-agent paths (the agent's HNSW index and
+//! word statistics, synced as the ingest worker does, and the bounded BM25).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -30,7 +35,7 @@ use anyhow::Context;
 use chatpad::auth::Caller;
 use chatpad::embeddings::LocalMiniLm;
 use chatpad::knowledge::chunk::{ChunkSettings, chunk};
-use chatpad::knowledge::search::{RetrievalMode, search};
+use chatpad::knowledge::search::{RetrievalMode, search, sync_term_stats, sync_vector_index};
 use chatpad::knowledge::{Extracted, Location, Part};
 use chatpad::testing::TestDb;
 
@@ -59,6 +64,7 @@ struct Args {
     cache: Option<PathBuf>,
     sql: Option<PathBuf>,
     queries: Option<PathBuf>,
+    exact_max: Option<u32>,
 }
 
 fn args() -> anyhow::Result<Args> {
@@ -74,6 +80,7 @@ fn args() -> anyhow::Result<Args> {
     let mut cache = None;
     let mut sql = None;
     let mut queries = None;
+    let mut exact_max = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
@@ -84,9 +91,10 @@ fn args() -> anyhow::Result<Args> {
             "--cache" => cache = Some(PathBuf::from(value()?)),
             "--sql" => sql = Some(PathBuf::from(value()?)),
             "--queries" => queries = Some(PathBuf::from(value()?)),
+            "--exact-max" => exact_max = Some(value()?.parse()?),
             other => anyhow::bail!(
                 "unknown argument {other}; usage: [--evalset DIR] [--size N] [--overlap N] \
-                 [--cache FILE] [--sql FILE] [--queries FILE]"
+                 [--cache FILE] [--sql FILE] [--queries FILE] [--exact-max N]"
             ),
         }
     }
@@ -96,6 +104,7 @@ fn args() -> anyhow::Result<Args> {
         cache,
         sql,
         queries,
+        exact_max,
     })
 }
 
@@ -310,6 +319,29 @@ async fn main() -> anyhow::Result<()> {
 
     let mut client = test.db.client().await?;
     let caller = Caller::User { user_id: owner };
+    // The size switch for this transaction, when `--exact-max` moves it.
+    let exact_max = args.exact_max.map(|n| n.to_string());
+    let set_exact_max = async |tx: &chatpad::db::Transaction<'_>| -> anyhow::Result<()> {
+        if let Some(n) = &exact_max {
+            tx.execute(
+                "SELECT set_config('chatpad.exact_search_max_chunks', $1, true)",
+                &[n],
+            )
+            .await?;
+        }
+        Ok(())
+    };
+    // As the ingest worker does after a source (nothing to do at the default size).
+    let started = Instant::now();
+    let tx = chatpad::db::begin_as(&mut client, &caller).await?;
+    set_exact_max(&tx).await?;
+    let index = sync_vector_index(&tx, agent).await?;
+    let terms = sync_term_stats(&tx, agent).await?;
+    tx.commit().await?;
+    println!(
+        "agent vector index {index:?}, word statistics {terms:?} in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     let mut report = Vec::new();
     let rankings = [
         (
@@ -333,6 +365,7 @@ async fn main() -> anyhow::Result<()> {
         let mut latencies = Vec::new();
         for (question, vector) in questions.iter().zip(&question_vectors) {
             let tx = chatpad::db::begin_as(&mut client, &caller).await?;
+            set_exact_max(&tx).await?;
             let started = Instant::now();
             let embedding = Vector::from(vector.clone());
             let sources: Vec<Uuid> = match ranking {

@@ -245,19 +245,23 @@ impl Ingestor {
                     .await?
             }
         }
-        // The agent may have grown past the exact-search size. The source is ready whatever
-        // happens here: a failed build is retried after the next source.
+        // The agent may have grown past the exact-search size: its vector index and word
+        // statistics follow. The source is ready whatever happens here: a failed sync is
+        // retried after the next source.
         let synced = async {
             let tx = db::begin_as(&mut client, caller).await?;
-            let change = search::sync_vector_index(&tx, source.agent_id).await?;
+            let index = search::sync_vector_index(&tx, source.agent_id).await?;
+            let terms = search::sync_term_stats(&tx, source.agent_id).await?;
             tx.commit().await?;
-            crate::ApiResult::Ok(change)
+            crate::ApiResult::Ok((index, terms))
         }
         .await;
         match synced {
-            Ok(change) => tracing::debug!(agent = %source.agent_id, ?change, "agent vector index"),
+            Ok(changes) => {
+                tracing::debug!(agent = %source.agent_id, ?changes, "agent search indexes")
+            }
             Err(err) => {
-                tracing::warn!(agent = %source.agent_id, error = %err, "agent vector index not synced")
+                tracing::warn!(agent = %source.agent_id, error = %err, "agent search indexes not synced")
             }
         }
         Ok(())

@@ -8,7 +8,9 @@
 //!   [`sync_vector_index`] builds, see `migrations/V15__agent_vector_indexes.sql`);
 //! - [`RetrievalMode::Hybrid`]: that ranking fused by reciprocal rank with BM25 over the
 //!   chunks' full text (`search_knowledge_hybrid`), which finds exact names, error codes and
-//!   numbers the embedding blurs. The default.
+//!   numbers the embedding blurs. The default. Past the exact-search size, BM25 reads the
+//!   agent's word statistics, which [`sync_term_stats`] refreshes (see
+//!   `migrations/V17__full_text_term_stats.sql`).
 
 use pgvector::Vector;
 use tracing::instrument;
@@ -151,5 +153,39 @@ pub async fn sync_vector_index(
         "busy" => Ok(VectorIndexChange::Busy),
         "not_found" => Ok(VectorIndexChange::NotFound),
         other => Err(anyhow::anyhow!("sync_agent_vector_index returned {other:?}").into()),
+    }
+}
+
+/// What [`sync_term_stats`] did to an agent's word statistics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TermStatsChange {
+    /// Counted again from the agent's chunks: it is past the exact-search size.
+    Refreshed,
+    /// None kept: the agent's full text is ranked exactly.
+    Small,
+    /// Another session is refreshing them.
+    Busy,
+    /// Unknown agent, or not the caller's.
+    NotFound,
+}
+
+/// Refreshes `agent`'s word statistics (each word's number of chunks), which BM25 reads
+/// instead of counting them per question once the agent is past the exact-search size
+/// (`sync_agent_term_stats`; about a second at 100k chunks). Run after a sync, as the vector
+/// index is.
+#[instrument(skip(client))]
+pub async fn sync_term_stats(
+    client: &impl GenericClient,
+    agent: Uuid,
+) -> ApiResult<TermStatsChange> {
+    let row = client
+        .query_one("SELECT sync_agent_term_stats($1)", &[&agent])
+        .await?;
+    match row.get::<_, &str>(0) {
+        "refreshed" => Ok(TermStatsChange::Refreshed),
+        "small" => Ok(TermStatsChange::Small),
+        "busy" => Ok(TermStatsChange::Busy),
+        "not_found" => Ok(TermStatsChange::NotFound),
+        other => Err(anyhow::anyhow!("sync_agent_term_stats returned {other:?}").into()),
     }
 }
