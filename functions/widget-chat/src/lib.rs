@@ -29,6 +29,7 @@ use chatpad::ratelimit::{Limit, RateLimiter};
 use chatpad::realtime::{Publisher, Routed};
 use chatpad::{ApiError, ApiResult, Deps, http};
 use futures::StreamExt;
+use futures::future::{self, Either};
 use http_body::Frame;
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
@@ -229,14 +230,19 @@ async fn chat(
         ),
         None => None,
     };
-    check_rate_limits(deps, req, key, &body).await?;
+    // The limits' round trips run alongside the question's own work (`Chat::start`), which
+    // commits nothing until they let it in; attached files are only read once they have.
+    let admission = rate_limits(deps, req, key, body.agent_id, &body.visitor_id);
     let keys: Vec<String> = body.attachments.into_iter().map(|a| a.key).collect();
-    let attachments = if keys.is_empty() {
-        Vec::new()
+    let (attachments, admission) = if keys.is_empty() {
+        (Vec::new(), Either::Left(admission))
     } else {
-        deps.attachments
+        admission.await?;
+        let verified = deps
+            .attachments
             .verify(body.agent_id, &body.visitor_id, &keys)
-            .await?
+            .await?;
+        (verified, Either::Right(future::ready(Ok(()))))
     };
 
     let question = Question {
@@ -248,7 +254,8 @@ async fn chat(
         origin: origin.filter(|_| key.is_none()).map(str::to_owned),
         attachments,
     };
-    let outcome = deps.chat.start(question).await?;
+    // Boxed: a large future, kept off the stack (debug builds run tests on small stacks).
+    let outcome = Box::pin(deps.chat.start(question, admission)).await?;
     let pending = match outcome {
         Outcome::Unavailable { message } => {
             relay_events(deps).await;
@@ -274,7 +281,6 @@ async fn chat(
         }
         Outcome::Answer(pending) => pending,
     };
-    publish(deps, &pending.events).await;
 
     let (conversation_id, conversation_created, user_message_id) = (
         pending.conversation_id,
@@ -288,6 +294,7 @@ async fn chat(
         reply,
     };
     if !streaming {
+        publish(deps, &pending.events).await;
         let reply = pending.answer(&deps.chat, &mut |_| {}).await;
         if let Ok(reply) = &reply {
             publish(deps, &reply.events).await;
@@ -312,10 +319,16 @@ async fn chat(
     );
     let deps = Arc::clone(deps);
     let request_id = request_id.to_owned();
+    let mut pending = pending;
     tokio::spawn(async move {
         let mut on_delta =
             |text: &str| send("delta", serde_json::json!({ "text": text }).to_string());
-        let result = pending.answer(&deps.chat, &mut on_delta).await;
+        // The team's inbox learns of the question while the answer is already on its way.
+        let question_events = std::mem::take(&mut pending.events);
+        let (_, result) = tokio::join!(
+            publish(&deps, &question_events),
+            pending.answer(&deps.chat, &mut on_delta)
+        );
         match result {
             Ok(reply) => {
                 let events = reply.events.clone();
@@ -361,25 +374,29 @@ async fn relay_events(deps: &WidgetChatDeps) {
     }
 }
 
-/// Per-IP (per-key for API callers), per-visitor and per-agent limits, checked together.
-async fn check_rate_limits(
-    deps: &WidgetChatDeps,
+/// Per-IP (per-key for API callers), per-visitor and per-agent limits, checked together when
+/// the returned future runs.
+fn rate_limits<'a>(
+    deps: &'a WidgetChatDeps,
     req: &Request,
     key: Option<Uuid>,
-    body: &ChatRequest,
-) -> ApiResult<()> {
+    agent_id: Uuid,
+    visitor_id: &str,
+) -> impl Future<Output = ApiResult<()>> + Send + 'a {
     let ip = match key {
         Some(key) => format!("key:{key}"),
         None => http::client_ip(req).map_or_else(|| "unknown".to_owned(), |ip| ip.to_string()),
     };
-    let visitor = format!("{}:{}", body.agent_id, body.visitor_id);
-    let agent = body.agent_id.to_string();
-    futures::try_join!(
-        deps.limiter.check(&deps.limits.per_ip, &ip),
-        deps.limiter.check(&deps.limits.per_visitor, &visitor),
-        deps.limiter.check(&deps.limits.per_agent, &agent),
-    )?;
-    Ok(())
+    let visitor = format!("{agent_id}:{visitor_id}");
+    let agent = agent_id.to_string();
+    async move {
+        futures::try_join!(
+            deps.limiter.check(&deps.limits.per_ip, &ip),
+            deps.limiter.check(&deps.limits.per_visitor, &visitor),
+            deps.limiter.check(&deps.limits.per_agent, &agent),
+        )?;
+        Ok(())
+    }
 }
 
 /// `response` as a JSON document or as a stream holding just the `done` event.

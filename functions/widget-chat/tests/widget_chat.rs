@@ -631,7 +631,7 @@ async fn limits_refuse_with_clear_errors() {
             .as_secs()
             / 60
     };
-    let response = loop {
+    let (response, visitor) = loop {
         let window = minute();
         let visitor = format!("v8-{}", Uuid::new_v4().simple());
         for _ in 0..2 {
@@ -645,11 +645,25 @@ async fn limits_refuse_with_clear_errors() {
         let response =
             widget_chat::handle(Arc::clone(&deps), post(ask(f.agent, &visitor, "Shipping?"))).await;
         if minute() == window {
-            break response;
+            break (response, visitor);
         }
     };
     assert_eq!(response.status(), 429);
     assert!(response.headers().contains_key(header::RETRY_AFTER));
+    // The refused question's own work ran alongside its limits, but nothing of it was kept.
+    let questions: i64 = f
+        .test
+        .superuser()
+        .await
+        .query_one(
+            "SELECT count(*) FROM messages m JOIN conversations c ON c.id = m.conversation_id
+             WHERE c.visitor_id = $1 AND m.role = 'user'",
+            &[&visitor],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(questions, 2, "only the two admitted questions are stored");
 }
 
 #[tokio::test]

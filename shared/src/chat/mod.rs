@@ -2,7 +2,8 @@
 //!
 //! [`Chat::start`] validates the question, stores it in the visitor's conversation (starting
 //! one, which counts against the plan's monthly conversations), embeds it and retrieves the
-//! agent's best chunks — the embedding runs while the database work does. [`Pending::answer`]
+//! agent's best chunks, in one transaction that commits once the caller's rate limits (run
+//! alongside) let the question in; the embedding runs while the writes do. [`Pending::answer`]
 //! then produces the answer, handing each piece of text to a callback as it arrives (the
 //! widget's stream), and stores it with its token counts, latency and the chunks it used.
 //!
@@ -31,7 +32,7 @@ use crate::agents::widget::{agent_not_found, check_origin};
 use crate::auth::Caller;
 use crate::auth::security_log::{self, SecurityEvent};
 use crate::billing::{self, Usage};
-use crate::db::{self, Database, GenericClient};
+use crate::db::{self, Database, GenericClient, Transaction};
 use crate::embeddings::Embedder;
 use crate::knowledge::search::{self, Hit, RetrievalMode};
 use crate::llm::{Providers, Role, TokenUsage, Turn};
@@ -187,17 +188,40 @@ struct AgentSettings {
     allowed_domains: Vec<String>,
 }
 
-/// The stored question and what answering it needs.
-enum Stored {
-    OverPlanLimit(String),
-    Open {
+/// The question stored in its conversation (not yet committed).
+struct StoredQuestion {
+    conversation_id: Uuid,
+    created: bool,
+    takeover: bool,
+    user_message_id: Uuid,
+    history: Vec<Turn>,
+    /// Realtime events the writes emitted.
+    events: Vec<Routed>,
+}
+
+/// What storing a question came to.
+enum StoreResult {
+    /// The plan's monthly conversations are used up: the insert failed, the transaction is
+    /// aborted.
+    OverPlanLimit {
         agent: Box<AgentSettings>,
-        conversation_id: Uuid,
-        created: bool,
-        takeover: bool,
-        user_message_id: Uuid,
-        history: Vec<Turn>,
-        events: Vec<Routed>,
+        details: serde_json::Value,
+    },
+    Stored(Box<AgentSettings>, StoredQuestion),
+}
+
+/// What a question came to before its transaction commits.
+enum Prepared {
+    OverPlanLimit {
+        agent: Box<AgentSettings>,
+        details: serde_json::Value,
+    },
+    /// Stored; with the question (trimmed) and its knowledge unless a person has the
+    /// conversation.
+    Stored {
+        agent: Box<AgentSettings>,
+        stored: StoredQuestion,
+        retrieved: Option<(String, Vec<Hit>)>,
     },
 }
 
@@ -210,54 +234,87 @@ pub const MODEL_UNAVAILABLE: &str = "Sorry, I can't answer right now. Please try
 
 impl Chat {
     /// Checks and stores `question`, then retrieves the knowledge to answer it.
-    pub async fn start(&self, question: Question) -> ApiResult<Outcome> {
+    ///
+    /// `admission` — the caller's rate limits, round trips to DynamoDB — runs alongside that
+    /// work, which happens in one transaction committed only once `admission` lets the
+    /// question in: a refused question stores nothing, and an admitted one does not wait
+    /// for its limits before its own work starts. The embedding (milliseconds of CPU, or a
+    /// provider round trip) overlaps the writes too.
+    pub async fn start(
+        &self,
+        question: Question,
+        admission: impl Future<Output = ApiResult<()>>,
+    ) -> ApiResult<Outcome> {
         let started = Instant::now();
-        let message = question.message.trim().to_owned();
-        validate(&question, &message, &self.limits)?;
         let caller = Caller::Widget {
             agent_id: question.agent_id,
             visitor_id: question.visitor_id.clone(),
         };
-
-        // The embedding (milliseconds of CPU, or a provider round trip) overlaps the writes.
-        let (embedding, stored) = tokio::join!(
-            self.embedder.embed(std::slice::from_ref(&message)),
-            self.store_question(&caller, &question, &message)
-        );
-        let (agent, conversation_id, created, user_message_id, history, events) = match stored? {
-            Stored::OverPlanLimit(message) => return Ok(Outcome::Unavailable { message }),
-            Stored::Open {
-                conversation_id,
-                created,
-                takeover: true,
-                user_message_id,
-                events,
-                ..
-            } => {
-                return Ok(Outcome::HumanTakeover {
-                    conversation_id,
-                    conversation_created: created,
-                    user_message_id,
-                    events,
+        let mut client = self.db.client().await?;
+        let tx = db::begin_as(&mut client, &caller).await?;
+        let (admitted, prepared) = tokio::join!(admission, self.prepare(&tx, &question));
+        admitted?;
+        let (agent, stored, retrieved) = match prepared? {
+            Prepared::OverPlanLimit { agent, details } => {
+                // The failed insert aborted the transaction: the log entry needs its own.
+                drop(tx);
+                self.log_plan_limit(&caller, &agent, details).await?;
+                return Ok(Outcome::Unavailable {
+                    message: agent.fallback_message,
                 });
             }
-            Stored::Open {
+            Prepared::Stored {
                 agent,
-                conversation_id,
-                created,
-                user_message_id,
-                history,
-                events,
-                ..
-            } => (
-                agent,
-                conversation_id,
-                created,
-                user_message_id,
-                history,
-                events,
-            ),
+                stored,
+                retrieved,
+            } => (agent, stored, retrieved),
         };
+        tx.commit().await?;
+
+        let Some((question, hits)) = retrieved else {
+            return Ok(Outcome::HumanTakeover {
+                conversation_id: stored.conversation_id,
+                conversation_created: stored.created,
+                user_message_id: stored.user_message_id,
+                events: stored.events,
+            });
+        };
+        Ok(Outcome::Answer(Box::new(Pending {
+            conversation_id: stored.conversation_id,
+            conversation_created: stored.created,
+            user_message_id: stored.user_message_id,
+            events: stored.events,
+            caller,
+            agent: *agent,
+            question,
+            history: stored.history,
+            hits,
+            started,
+        })))
+    }
+
+    /// The work of [`Self::start`] inside its transaction: validate, store, embed, retrieve
+    /// (unless a person has the conversation).
+    async fn prepare(&self, tx: &Transaction<'_>, question: &Question) -> ApiResult<Prepared> {
+        let message = question.message.trim().to_owned();
+        validate(question, &message, &self.limits)?;
+        let (embedding, stored) = tokio::join!(
+            self.embedder.embed(std::slice::from_ref(&message)),
+            self.store_question(tx, question, &message)
+        );
+        let (agent, stored) = match stored? {
+            StoreResult::OverPlanLimit { agent, details } => {
+                return Ok(Prepared::OverPlanLimit { agent, details });
+            }
+            StoreResult::Stored(agent, stored) => (agent, stored),
+        };
+        if stored.takeover {
+            return Ok(Prepared::Stored {
+                agent,
+                stored,
+                retrieved: None,
+            });
+        }
 
         if agent.embedding_model != self.embedder.model_id() {
             return Err(ApiError::Internal(anyhow::anyhow!(
@@ -277,11 +334,8 @@ impl Chat {
             })?
             .pop()
             .unwrap_or_default();
-
-        let mut client = self.db.client().await?;
-        let tx = db::begin_as(&mut client, &caller).await?;
         let mut hits = search::search(
-            &tx,
+            tx,
             agent.id,
             &embedding,
             &message,
@@ -294,35 +348,24 @@ impl Chat {
         // similarity, but without one chunk close in meaning there is no grounded answer.
         let best = hits.iter().map(|h| h.similarity).reduce(f64::max);
         if best.is_none_or(|best| best < agent.match_threshold) {
-            gaps::record(&tx, agent.id, conversation_id, &message, best).await?;
+            gaps::record(tx, agent.id, stored.conversation_id, &message, best).await?;
             hits.clear();
         }
-        tx.commit().await?;
-
-        Ok(Outcome::Answer(Box::new(Pending {
-            conversation_id,
-            conversation_created: created,
-            user_message_id,
-            events,
-            caller,
-            agent: *agent,
-            question: message,
-            history,
-            hits,
-            started,
-        })))
+        Ok(Prepared::Stored {
+            agent,
+            stored,
+            retrieved: Some((message, hits)),
+        })
     }
 
     /// Stores the visitor's message in their conversation (a new one when needed).
     async fn store_question(
         &self,
-        caller: &Caller,
+        tx: &Transaction<'_>,
         question: &Question,
         message: &str,
-    ) -> ApiResult<Stored> {
-        let mut client = self.db.client().await?;
-        let tx = db::begin_as(&mut client, caller).await?;
-        let agent = agent_settings(&tx, question.agent_id).await?;
+    ) -> ApiResult<StoreResult> {
+        let agent = agent_settings(tx, question.agent_id).await?;
         check_origin(&agent.allowed_domains, question.origin.as_deref())?;
 
         let existing = match question.conversation_id {
@@ -368,9 +411,10 @@ impl Chat {
                     Ok(row) => (row.get(0), false, true),
                     Err(err) => match ApiError::from(err) {
                         ApiError::PlanLimit { details, .. } => {
-                            drop(tx);
-                            self.log_plan_limit(caller, &agent, details).await?;
-                            return Ok(Stored::OverPlanLimit(agent.fallback_message));
+                            return Ok(StoreResult::OverPlanLimit {
+                                agent: Box::new(agent),
+                                details,
+                            });
                         }
                         other => return Err(other),
                     },
@@ -394,10 +438,10 @@ impl Chat {
         let history = if created {
             Vec::new()
         } else {
-            recent_history(&tx, conversation_id, user_message_id).await?
+            recent_history(tx, conversation_id, user_message_id).await?
         };
         billing::record_usage(
-            &tx,
+            tx,
             agent.owner,
             Usage {
                 conversations: i32::from(created),
@@ -406,17 +450,18 @@ impl Chat {
             },
         )
         .await?;
-        let events = realtime::events::written_in(&tx).await?;
-        tx.commit().await?;
-        Ok(Stored::Open {
-            agent: Box::new(agent),
-            conversation_id,
-            created,
-            takeover,
-            user_message_id,
-            history,
-            events,
-        })
+        let events = realtime::events::written_in(tx).await?;
+        Ok(StoreResult::Stored(
+            Box::new(agent),
+            StoredQuestion {
+                conversation_id,
+                created,
+                takeover,
+                user_message_id,
+                history,
+                events,
+            },
+        ))
     }
 
     /// Tells the owner a visitor was turned away by the plan's conversation limit.

@@ -171,6 +171,9 @@ async function ask(p, text) {
     (n) => !document.querySelector('chatpad-widget').shadowRoot.querySelectorAll('.log .m:not(.u):not(.s)')[n].classList.contains('dots'),
     before,
   );
+  // The whole answer: the text shows from its first piece, its citations come with the last
+  // event, which also re-enables the send button.
+  await p.waitForFunction(() => !document.querySelector('chatpad-widget').shadowRoot.querySelector('.cmp button[type=submit]').disabled);
   return answer;
 }
 
