@@ -343,3 +343,42 @@ async fn the_approximate_path_returns_the_same_nearest_chunk_as_exact_search() {
         "{approximate:?}"
     );
 }
+
+#[tokio::test]
+async fn a_chunk_keeps_its_vector_in_its_row() {
+    // A chunk as the chunker makes them (~200 tokens of text), whose row passes Postgres's
+    // 2 KB toast threshold: its vector must stay in the row, where the exact search reads it
+    // without a toast lookup per chunk (V18).
+    let test = TestDb::new().await;
+    let (_, agents) = seed(&test, &[1]).await;
+    let su = test.superuser().await;
+    let text: String = (0..180)
+        .map(|i| format!("term{} ", i * 7919 % 1000))
+        .collect();
+    su.execute(
+        "UPDATE knowledge_chunks SET content = $2, embedding = $3 WHERE agent_id = $1",
+        &[&agents[0], &text, &Vector::from(vector(7, 0.5))],
+    )
+    .await
+    .unwrap();
+    let row = su
+        .query_one(
+            "SELECT pg_column_size(c.*), (SELECT reltoastrelid::regclass::text FROM pg_class
+                                          WHERE relname = 'knowledge_chunks')
+             FROM knowledge_chunks c WHERE agent_id = $1",
+            &[&agents[0]],
+        )
+        .await
+        .unwrap();
+    let (row_bytes, toast): (i32, String) = (row.get(0), row.get(1));
+    assert!(
+        row_bytes > 2_400,
+        "the row is over the threshold: {row_bytes} B"
+    );
+    let toasted: i64 = su
+        .query_one(&format!("SELECT count(*) FROM {toast}"), &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(toasted, 0, "nothing of the chunk went to {toast}");
+}
