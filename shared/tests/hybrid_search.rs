@@ -47,6 +47,24 @@ async fn seed(test: &TestDb, chunks: &[(&str, usize)]) -> (Uuid, Uuid, Uuid) {
     (owner, agent, source)
 }
 
+/// A transaction as `owner` in which an agent of more than 2 chunks is large: searched
+/// through its own HNSW index and the bounded full-text ranking.
+async fn as_owner_where_agents_are_large(
+    client: &mut chatpad::db::Client,
+    owner: Uuid,
+) -> chatpad::db::Transaction<'_> {
+    let tx = chatpad::db::begin_as(client, &Caller::User { user_id: owner })
+        .await
+        .unwrap();
+    tx.execute(
+        "SELECT set_config('chatpad.exact_search_max_chunks', '2', true)",
+        &[],
+    )
+    .await
+    .unwrap();
+    tx
+}
+
 /// Chunks about billing (axes 0..), one about an error code that the vectors do not place near
 /// any question (axis 300).
 const CHUNKS: &[(&str, usize)] = &[
@@ -140,16 +158,7 @@ async fn hybrid_search_finds_a_keyword_match_the_vectors_miss() {
 async fn full_text_ranking_prefers_the_rare_word() {
     let test = TestDb::new().await;
     // "plan" is in many chunks, "prorated" in one: BM25's IDF puts that one first.
-    let (owner, agent, _) = seed(
-        &test,
-        &[
-            ("The plan includes a plan overview for every plan.", 10),
-            ("Each plan has limits; see your plan.", 11),
-            ("Upgrades are prorated to the day.", 12),
-            ("Your plan renews monthly.", 13),
-        ],
-    )
-    .await;
+    let (owner, agent, _) = seed(&test, PLAN_CHUNKS).await;
     let hits = run(
         &test,
         owner,
@@ -259,15 +268,7 @@ async fn a_large_agent_takes_the_approximate_path_in_hybrid_mode_too() {
     let test = TestDb::new().await;
     let (owner, agent, _) = seed(&test, CHUNKS).await;
     let mut client = test.db.client().await.unwrap();
-    let tx = chatpad::db::begin_as(&mut client, &Caller::User { user_id: owner })
-        .await
-        .unwrap();
-    tx.execute(
-        "SELECT set_config('chatpad.exact_search_max_chunks', '2', true)",
-        &[],
-    )
-    .await
-    .unwrap();
+    let tx = as_owner_where_agents_are_large(&mut client, owner).await;
     assert_eq!(
         sync_vector_index(&tx, agent).await.unwrap(),
         VectorIndexChange::Built
@@ -289,31 +290,22 @@ async fn a_large_agent_takes_the_approximate_path_in_hybrid_mode_too() {
     assert!(hits[1].content.starts_with("Refunds"), "{hits:#?}");
 }
 
+/// Chunks where "plan" is common and "prorated" rare.
+const PLAN_CHUNKS: &[(&str, usize)] = &[
+    ("The plan includes a plan overview for every plan.", 10),
+    ("Each plan has limits; see your plan.", 11),
+    ("Upgrades are prorated to the day.", 12),
+    ("Your plan renews monthly.", 13),
+];
+
 #[tokio::test]
 async fn on_a_large_agent_the_bounded_full_text_ranking_still_prefers_the_rare_word() {
     let test = TestDb::new().await;
     // As `full_text_ranking_prefers_the_rare_word`, but past the exact-search size, where
     // document frequencies are capped and candidates come from the rarest words first.
-    let (owner, agent, _) = seed(
-        &test,
-        &[
-            ("The plan includes a plan overview for every plan.", 10),
-            ("Each plan has limits; see your plan.", 11),
-            ("Upgrades are prorated to the day.", 12),
-            ("Your plan renews monthly.", 13),
-        ],
-    )
-    .await;
+    let (owner, agent, _) = seed(&test, PLAN_CHUNKS).await;
     let mut client = test.db.client().await.unwrap();
-    let tx = chatpad::db::begin_as(&mut client, &Caller::User { user_id: owner })
-        .await
-        .unwrap();
-    tx.execute(
-        "SELECT set_config('chatpad.exact_search_max_chunks', '2', true)",
-        &[],
-    )
-    .await
-    .unwrap();
+    let tx = as_owner_where_agents_are_large(&mut client, owner).await;
     let ranked: Vec<String> = tx
         .query(
             "SELECT c.content FROM search_knowledge_text($1, 'Is my plan upgrade prorated?', 4) t
@@ -355,26 +347,9 @@ async fn on_a_large_agent_the_bounded_full_text_ranking_still_prefers_the_rare_w
 #[tokio::test]
 async fn a_large_agent_ranks_full_text_from_its_word_statistics_and_counts_words_they_lack() {
     let test = TestDb::new().await;
-    let (owner, agent, source) = seed(
-        &test,
-        &[
-            ("The plan includes a plan overview for every plan.", 10),
-            ("Each plan has limits; see your plan.", 11),
-            ("Upgrades are prorated to the day.", 12),
-            ("Your plan renews monthly.", 13),
-        ],
-    )
-    .await;
+    let (owner, agent, source) = seed(&test, PLAN_CHUNKS).await;
     let mut client = test.db.client().await.unwrap();
-    let tx = chatpad::db::begin_as(&mut client, &Caller::User { user_id: owner })
-        .await
-        .unwrap();
-    tx.execute(
-        "SELECT set_config('chatpad.exact_search_max_chunks', '2', true)",
-        &[],
-    )
-    .await
-    .unwrap();
+    let tx = as_owner_where_agents_are_large(&mut client, owner).await;
     assert_eq!(
         sync_term_stats(&tx, agent).await.unwrap(),
         TermStatsChange::Refreshed
@@ -424,15 +399,7 @@ async fn a_large_agent_ranks_full_text_from_its_word_statistics_and_counts_words
     )
     .await
     .unwrap();
-    let tx = chatpad::db::begin_as(&mut client, &Caller::User { user_id: owner })
-        .await
-        .unwrap();
-    tx.execute(
-        "SELECT set_config('chatpad.exact_search_max_chunks', '2', true)",
-        &[],
-    )
-    .await
-    .unwrap();
+    let tx = as_owner_where_agents_are_large(&mut client, owner).await;
     let first = |question: &'static str| {
         let tx = &tx;
         async move {
