@@ -256,7 +256,7 @@ async fn chat(
     };
     // Boxed: a large future, kept off the stack (debug builds run tests on small stacks).
     let outcome = Box::pin(deps.chat.start(question, admission)).await?;
-    let pending = match outcome {
+    let mut pending = match outcome {
         Outcome::Unavailable { message } => {
             relay_events(deps).await;
             return respond(streaming, ChatResponse::Unavailable { text: message });
@@ -319,7 +319,6 @@ async fn chat(
     );
     let deps = Arc::clone(deps);
     let request_id = request_id.to_owned();
-    let mut pending = pending;
     tokio::spawn(async move {
         let mut on_delta =
             |text: &str| send("delta", serde_json::json!({ "text": text }).to_string());

@@ -199,19 +199,10 @@ struct StoredQuestion {
     events: Vec<Routed>,
 }
 
-/// What storing a question came to.
-enum StoreResult {
-    /// The plan's monthly conversations are used up: the insert failed, the transaction is
-    /// aborted.
-    OverPlanLimit {
-        agent: Box<AgentSettings>,
-        details: serde_json::Value,
-    },
-    Stored(Box<AgentSettings>, StoredQuestion),
-}
-
 /// What a question came to before its transaction commits.
 enum Prepared {
+    /// The plan's monthly conversations are used up: the insert failed, the transaction is
+    /// aborted.
     OverPlanLimit {
         agent: Box<AgentSettings>,
         details: serde_json::Value,
@@ -303,18 +294,10 @@ impl Chat {
             self.store_question(tx, question, &message)
         );
         let (agent, stored) = match stored? {
-            StoreResult::OverPlanLimit { agent, details } => {
-                return Ok(Prepared::OverPlanLimit { agent, details });
-            }
-            StoreResult::Stored(agent, stored) => (agent, stored),
+            Prepared::Stored { agent, stored, .. } if !stored.takeover => (agent, stored),
+            // Over the plan's limit, or a person has the conversation: nothing to retrieve.
+            other => return Ok(other),
         };
-        if stored.takeover {
-            return Ok(Prepared::Stored {
-                agent,
-                stored,
-                retrieved: None,
-            });
-        }
 
         if agent.embedding_model != self.embedder.model_id() {
             return Err(ApiError::Internal(anyhow::anyhow!(
@@ -358,13 +341,14 @@ impl Chat {
         })
     }
 
-    /// Stores the visitor's message in their conversation (a new one when needed).
+    /// Stores the visitor's message in their conversation (a new one when needed); nothing
+    /// retrieved yet.
     async fn store_question(
         &self,
         tx: &Transaction<'_>,
         question: &Question,
         message: &str,
-    ) -> ApiResult<StoreResult> {
+    ) -> ApiResult<Prepared> {
         let agent = agent_settings(tx, question.agent_id).await?;
         check_origin(&agent.allowed_domains, question.origin.as_deref())?;
 
@@ -411,7 +395,7 @@ impl Chat {
                     Ok(row) => (row.get(0), false, true),
                     Err(err) => match ApiError::from(err) {
                         ApiError::PlanLimit { details, .. } => {
-                            return Ok(StoreResult::OverPlanLimit {
+                            return Ok(Prepared::OverPlanLimit {
                                 agent: Box::new(agent),
                                 details,
                             });
@@ -451,9 +435,9 @@ impl Chat {
         )
         .await?;
         let events = realtime::events::written_in(tx).await?;
-        Ok(StoreResult::Stored(
-            Box::new(agent),
-            StoredQuestion {
+        Ok(Prepared::Stored {
+            agent: Box::new(agent),
+            stored: StoredQuestion {
                 conversation_id,
                 created,
                 takeover,
@@ -461,7 +445,8 @@ impl Chat {
                 history,
                 events,
             },
-        ))
+            retrieved: None,
+        })
     }
 
     /// Tells the owner a visitor was turned away by the plan's conversation limit.
