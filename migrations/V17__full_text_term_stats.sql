@@ -3,11 +3,12 @@
 -- 1. Term statistics. V10's bounded BM25 counted each question word's document frequency
 --    among the agent's chunks (up to 500 heap visits per word, a fresh plan each): 8.9 of its
 --    19 ms at p50 for an agent of 100k chunks. Agents past the exact-search size now keep
---    their words' document frequencies in `agent_term_stats`, refreshed from `ts_stat` after
---    every sync (`sync_agent_term_stats`, about a second at 100k chunks, as the ingest worker
---    already syncs the agent's vector index), and the search reads them in one lookup. Words
---    the statistics do not know (a source added since, or none at all) are still counted as
---    before. The frequencies are now exact, not capped at 500.
+--    their words' document frequencies in `agent_term_stats`, counted with `ts_stat` after a
+--    sync (`sync_agent_term_stats`, about a second at 100k chunks, where the ingest worker
+--    already syncs the agent's vector index) once the agent's size has moved by more than a
+--    tenth since the last count, and the search reads them in one lookup. Words the
+--    statistics do not know (a source added since, or none at all) are still counted as
+--    before. The frequencies are exact as of the count, not capped at 500.
 -- 2. The full-text index without a pending list. GIN's fast update queues new entries in an
 --    unsorted list (up to 4 MB) that every search reads whole until a vacuum merges it:
 --    seen as 491 buffers and 3.5 ms for a one-word lookup right after a large ingest, 4
@@ -39,9 +40,22 @@ ALTER TABLE public.agent_term_stats FORCE ROW LEVEL SECURITY;
 REVOKE ALL ON public.agent_term_stats FROM chatpad_app;
 CREATE POLICY schema_owner ON public.agent_term_stats TO CURRENT_USER USING (true) WITH CHECK (true);
 
+-- The agent's chunk count when its statistics were counted: a sync that moved it by a tenth
+-- or less leaves them (a 100-chunk source added to a 100k-chunk agent costs no recount).
+CREATE TABLE public.agent_term_stats_counts (
+  agent_id uuid PRIMARY KEY REFERENCES public.agents(id) ON DELETE CASCADE,
+  embedding_model text NOT NULL,
+  chunks bigint NOT NULL CHECK (chunks >= 0)
+);
+ALTER TABLE public.agent_term_stats_counts ENABLE ROW LEVEL SECURITY;
+ALTER TABLE public.agent_term_stats_counts FORCE ROW LEVEL SECURITY;
+REVOKE ALL ON public.agent_term_stats_counts FROM chatpad_app;
+CREATE POLICY schema_owner ON public.agent_term_stats_counts TO CURRENT_USER USING (true) WITH CHECK (true);
+
 -- Refreshes `agent`'s term statistics when it is past the exact-search size, drops them
--- otherwise. Returns 'refreshed', 'small', 'busy' (another session is refreshing them) or
--- 'not_found' (unknown agent, or not the caller's).
+-- otherwise. Returns 'refreshed', 'fresh' (counted at a size within a tenth of today's, in
+-- today's model), 'small', 'busy' (another session is refreshing them) or 'not_found'
+-- (unknown agent, or not the caller's).
 CREATE FUNCTION public.sync_agent_term_stats(p_agent_id uuid) RETURNS text
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = public, pg_temp
@@ -50,6 +64,7 @@ DECLARE
   v_exact_max bigint := coalesce(nullif(current_setting('chatpad.exact_search_max_chunks', true), '')::bigint, 20000);
   v_model text;
   v_chunks bigint;
+  v_counted bigint;
 BEGIN
   SELECT a.embedding_model INTO v_model FROM public.agents a
   WHERE a.id = p_agent_id AND public.has_account_access(a.user_id);
@@ -59,9 +74,15 @@ BEGIN
   IF NOT pg_try_advisory_xact_lock(hashtextextended('agent_term_stats:' || p_agent_id, 0)) THEN
     RETURN 'busy';
   END IF;
-  DELETE FROM public.agent_term_stats WHERE agent_id = p_agent_id;
   SELECT coalesce(sum(s.chunk_count), 0) INTO v_chunks
   FROM public.knowledge_sources s WHERE s.agent_id = p_agent_id;
+  SELECT c.chunks INTO v_counted FROM public.agent_term_stats_counts c
+  WHERE c.agent_id = p_agent_id AND c.embedding_model = v_model;
+  IF v_chunks > v_exact_max AND abs(v_chunks - v_counted) * 10 <= v_counted THEN
+    RETURN 'fresh';
+  END IF;
+  DELETE FROM public.agent_term_stats WHERE agent_id = p_agent_id;
+  DELETE FROM public.agent_term_stats_counts WHERE agent_id = p_agent_id;
   IF v_chunks <= v_exact_max THEN
     RETURN 'small';
   END IF;
@@ -70,6 +91,8 @@ BEGIN
   FROM ts_stat(format(
     'SELECT content_search FROM public.knowledge_chunks WHERE agent_id = %L AND embedding_model = %L',
     p_agent_id, v_model)) st;
+  INSERT INTO public.agent_term_stats_counts (agent_id, embedding_model, chunks)
+  VALUES (p_agent_id, v_model, v_chunks);
   RETURN 'refreshed';
 END $$;
 REVOKE ALL ON FUNCTION public.sync_agent_term_stats(uuid) FROM PUBLIC;

@@ -354,6 +354,11 @@ async fn a_large_agent_ranks_full_text_from_its_word_statistics_and_counts_words
         sync_term_stats(&tx, agent).await.unwrap(),
         TermStatsChange::Refreshed
     );
+    // A sync that did not change the agent's size does not count its words again.
+    assert_eq!(
+        sync_term_stats(&tx, agent).await.unwrap(),
+        TermStatsChange::Fresh
+    );
     tx.commit().await.unwrap();
     // The statistics are the definer functions' own: the application role cannot read them.
     let tx = chatpad::db::begin_as(&mut client, &Caller::User { user_id: owner })
@@ -424,7 +429,13 @@ async fn a_large_agent_ranks_full_text_from_its_word_statistics_and_counts_words
             .as_deref(),
         Some("Chargebacks are disputed within ten days.")
     );
-    tx.rollback().await.unwrap();
+    // 4 -> 5 chunks moved the size by more than a tenth: the next sync counts again.
+    assert_eq!(
+        sync_term_stats(&tx, agent).await.unwrap(),
+        TermStatsChange::Refreshed
+    );
+    tx.commit().await.unwrap();
+    assert_eq!(df("chargeback").await, Some(1));
 
     // Back under the exact-search size: the statistics go.
     let tx = chatpad::db::begin_as(&mut client, &Caller::User { user_id: owner })

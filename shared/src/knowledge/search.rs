@@ -161,6 +161,9 @@ pub async fn sync_vector_index(
 pub enum TermStatsChange {
     /// Counted again from the agent's chunks: it is past the exact-search size.
     Refreshed,
+    /// Kept: counted when the agent's size was within a tenth of today's (words they miss
+    /// are counted per question).
+    Fresh,
     /// None kept: the agent's full text is ranked exactly.
     Small,
     /// Another session is refreshing them.
@@ -171,8 +174,8 @@ pub enum TermStatsChange {
 
 /// Refreshes `agent`'s word statistics (each word's number of chunks), which BM25 reads
 /// instead of counting them per question once the agent is past the exact-search size
-/// (`sync_agent_term_stats`; about a second at 100k chunks). Run after a sync, as the vector
-/// index is.
+/// (`sync_agent_term_stats`; about a second at 100k chunks, skipped while the agent's size
+/// stays within a tenth of the last count). Run after a sync, as the vector index is.
 #[instrument(skip(client))]
 pub async fn sync_term_stats(
     client: &impl GenericClient,
@@ -183,6 +186,7 @@ pub async fn sync_term_stats(
         .await?;
     match row.get::<_, &str>(0) {
         "refreshed" => Ok(TermStatsChange::Refreshed),
+        "fresh" => Ok(TermStatsChange::Fresh),
         "small" => Ok(TermStatsChange::Small),
         "busy" => Ok(TermStatsChange::Busy),
         "not_found" => Ok(TermStatsChange::NotFound),
