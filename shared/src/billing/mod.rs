@@ -20,8 +20,11 @@ pub async fn record_usage(
     account: Uuid,
     usage: Usage,
 ) -> ApiResult<()> {
+    let statement = tx
+        .prepare_cached("SELECT public.record_usage($1, $2, $3, $4, $5)")
+        .await?;
     tx.execute(
-        "SELECT public.record_usage($1, $2, $3, $4, $5)",
+        &statement,
         &[
             &account,
             &usage.conversations,

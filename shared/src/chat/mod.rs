@@ -355,17 +355,19 @@ impl Chat {
         let existing = match question.conversation_id {
             None => None,
             Some(id) => {
-                let row = tx
-                    .query_opt(
+                let statement = tx
+                    .prepare_cached(
                         "SELECT status, (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id)
                          FROM conversations c WHERE id = $1",
-                        &[&id],
                     )
-                    .await?
-                    .ok_or_else(|| ApiError::NotFound {
-                        code: "conversation_not_found",
-                        message: "no such conversation for this visitor and agent".into(),
-                    })?;
+                    .await?;
+                let row =
+                    tx.query_opt(&statement, &[&id])
+                        .await?
+                        .ok_or_else(|| ApiError::NotFound {
+                            code: "conversation_not_found",
+                            message: "no such conversation for this visitor and agent".into(),
+                        })?;
                 let status: String = row.get(0);
                 let count: i64 = row.get(1);
                 if status != "closed" && count >= self.limits.max_conversation_messages {
@@ -385,11 +387,13 @@ impl Chat {
         let (conversation_id, takeover, created) = match existing {
             Some((id, takeover)) => (id, takeover, false),
             None => {
-                let inserted = tx
-                    .query_one(
+                let statement = tx
+                    .prepare_cached(
                         "INSERT INTO conversations (agent_id, visitor_id) VALUES ($1, $2) RETURNING id",
-                        &[&agent.id, &question.visitor_id],
                     )
+                    .await?;
+                let inserted = tx
+                    .query_one(&statement, &[&agent.id, &question.visitor_id])
                     .await;
                 match inserted {
                     Ok(row) => (row.get(0), false, true),
@@ -406,10 +410,15 @@ impl Chat {
             }
         };
 
-        let user_message_id: Uuid = tx
-            .query_one(
+        let statement = tx
+            .prepare_cached(
                 "INSERT INTO messages (conversation_id, role, content, attachments)
                  VALUES ($1, 'user', $2, $3) RETURNING id",
+            )
+            .await?;
+        let user_message_id: Uuid = tx
+            .query_one(
+                &statement,
                 &[
                     &conversation_id,
                     &message,
@@ -549,11 +558,16 @@ impl Pending {
             )
             .await?;
         }
-        let message_id: Uuid = tx
-            .query_one(
+        let statement = tx
+            .prepare_cached(
                 "INSERT INTO messages (conversation_id, role, content, prompt_tokens,
                                        completion_tokens, latency_ms, chunk_ids)
                  VALUES ($1, 'assistant', $2, $3, $4, $5, $6) RETURNING id",
+            )
+            .await?;
+        let message_id: Uuid = tx
+            .query_one(
+                &statement,
                 &[
                     &self.conversation_id,
                     &text,
@@ -641,13 +655,15 @@ fn validate(question: &Question, message: &str, limits: &ChatLimits) -> ApiResul
 }
 
 async fn agent_settings(tx: &impl GenericClient, agent: Uuid) -> ApiResult<AgentSettings> {
-    let row = tx
-        .query_opt(
+    let statement = tx
+        .prepare_cached(
             "SELECT id, user_id, name, model, system_prompt, temperature, fallback_message,
                     retrieval_mode, match_threshold, match_count, embedding_model, allowed_domains
              FROM agents WHERE id = $1",
-            &[&agent],
         )
+        .await?;
+    let row = tx
+        .query_opt(&statement, &[&agent])
         .await?
         .ok_or_else(agent_not_found)?;
     let mode: String = row.get("retrieval_mode");
@@ -680,13 +696,15 @@ async fn recent_history(
     conversation: Uuid,
     except: Uuid,
 ) -> ApiResult<Vec<Turn>> {
-    let rows = tx
-        .query(
+    let statement = tx
+        .prepare_cached(
             "SELECT role, content FROM messages
              WHERE conversation_id = $1 AND id <> $2 AND role IN ('user', 'assistant', 'human')
              ORDER BY created_at DESC LIMIT $3",
-            &[&conversation, &except, &HISTORY_MESSAGES],
         )
+        .await?;
+    let rows = tx
+        .query(&statement, &[&conversation, &except, &HISTORY_MESSAGES])
         .await?;
     Ok(rows
         .iter()

@@ -103,11 +103,11 @@ pub async fn begin_as<'a>(
 
 /// Switches the identity of an open transaction, e.g. once an API key has been verified.
 pub async fn act_as(tx: &Transaction<'_>, caller: &Caller) -> Result<(), ApiError> {
-    tx.execute(
-        "SELECT set_config('request.jwt.claims', $1, true)",
-        &[&caller.claims().to_string()],
-    )
-    .await?;
+    let statement = tx
+        .prepare_cached("SELECT set_config('request.jwt.claims', $1, true)")
+        .await?;
+    tx.execute(&statement, &[&caller.claims().to_string()])
+        .await?;
     Ok(())
 }
 

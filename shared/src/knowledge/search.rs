@@ -74,21 +74,28 @@ pub async fn search(
     let count = i32::try_from(count.clamp(1, 100)).unwrap_or(100);
     let rows = match mode {
         RetrievalMode::Vector => {
-            client
-                .query(
+            let statement = client
+                .prepare_cached(
                     "SELECT id, source_id, source, title, type, content, location, similarity,
                             similarity AS score
                      FROM search_knowledge_sources($1, $2, $3, $4)",
-                    &[&agent_id, &embedding, &threshold, &count],
                 )
+                .await?;
+            client
+                .query(&statement, &[&agent_id, &embedding, &threshold, &count])
                 .await
         }
         RetrievalMode::Hybrid => {
-            client
-                .query(
+            let statement = client
+                .prepare_cached(
                     "SELECT id, source_id, source, title, type, content, location, similarity,
                             score
                      FROM search_knowledge_hybrid($1, $2, $3, $4, $5)",
+                )
+                .await?;
+            client
+                .query(
+                    &statement,
                     &[&agent_id, &embedding, &query_text, &threshold, &count],
                 )
                 .await

@@ -90,13 +90,13 @@ fn routed(row: &Row) -> Routed {
 /// The events the open transaction wrote so far, oldest first: what its writer publishes
 /// once it has committed. Read as the writer, under its row-level security.
 pub async fn written_in(tx: &impl GenericClient) -> ApiResult<Vec<Routed>> {
-    let rows = tx
-        .query(
+    let statement = tx
+        .prepare_cached(
             "SELECT id, conversation_id, user_id, type, data, created_at
              FROM conversation_events WHERE xact = pg_current_xact_id() ORDER BY id",
-            &[],
         )
         .await?;
+    let rows = tx.query(&statement, &[]).await?;
     Ok(rows.iter().map(routed).collect())
 }
 
