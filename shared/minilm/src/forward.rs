@@ -15,7 +15,11 @@
 //!   opt-level 3 to be vectorised (see the workspace `Cargo.toml`).
 //!
 //! About 80% of the time is now in the four matrix products of each layer. Weights are read
-//! with candle from `model.safetensors`.
+//! with candle from `model.safetensors` and rounded to half precision (`Weight`): a short
+//! input — a visitor's question, a dozen tokens — uses each weight about once, so its cost is
+//! streaming the weights from memory (42 MB as f32, more than the L3 cache of the machines
+//! measured). Short inputs use a kernel reading the weights as f16 (half the bytes), batches
+//! the same rounded values as f32 through gemm, so either way a text gets the same vector.
 
 use std::collections::HashMap;
 
@@ -43,19 +47,102 @@ struct LayerNorm {
 
 struct Layer {
     /// Query, key and value projections side by side, transposed: `hidden × 3·hidden`.
-    qkv_w: Vec<f32>,
+    qkv_w: Weight,
     qkv_b: Vec<f32>,
     /// Attention output projection, transposed: `hidden × hidden`.
-    out_w: Vec<f32>,
+    out_w: Weight,
     out_b: Vec<f32>,
     attention_norm: LayerNorm,
     /// Feed-forward up-projection, transposed: `hidden × intermediate`.
-    up_w: Vec<f32>,
+    up_w: Weight,
     up_b: Vec<f32>,
     /// Feed-forward down-projection, transposed: `intermediate × hidden`.
-    down_w: Vec<f32>,
+    down_w: Weight,
     down_b: Vec<f32>,
     output_norm: LayerNorm,
+}
+
+/// Columns per panel of [`Weight::panels`]: two AVX2 registers.
+const PANEL: usize = 16;
+
+/// Inputs of at most this many tokens (a batch's total) use the f16 panel kernel; longer ones
+/// reuse each weight often enough for gemm's cache blocking to pay (a bound chosen, not tuned).
+const SHORT_INPUT_TOKENS: usize = 64;
+
+/// A `k × n` weight matrix (`x · W`), every value rounded to the nearest f16, kept twice:
+/// row-major f32 for gemm, and as f16 bits in panels of [`PANEL`] columns (panel `p` holds
+/// columns `p·PANEL..`, row after row) for short inputs.
+struct Weight {
+    k: usize,
+    n: usize,
+    dense: Vec<f32>,
+    panels: Vec<u16>,
+}
+
+impl Weight {
+    fn new(values: &[f32], k: usize, n: usize) -> Result<Self, String> {
+        debug_assert_eq!(values.len(), k * n);
+        if let Some(x) = values
+            .iter()
+            .find(|x| x.is_nan() || x.abs() > f32::from(half::f16::MAX))
+        {
+            return Err(format!("a weight of {x} does not fit in half precision"));
+        }
+        let halves: Vec<half::f16> = values.iter().map(|&x| half::f16::from_f32(x)).collect();
+        let dense = halves.iter().map(|h| h.to_f32()).collect();
+        let panels = if n.is_multiple_of(PANEL) {
+            (0..n / PANEL)
+                .flat_map(|p| {
+                    (0..k).flat_map(move |row| (0..PANEL).map(move |c| (row, p * PANEL + c)))
+                })
+                .map(|(row, col)| halves[row * n + col].to_bits())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Ok(Weight {
+            k,
+            n,
+            dense,
+            panels,
+        })
+    }
+
+    /// `dst (m×n) = x (m×k) · self`.
+    fn apply(&self, dst: &mut [f32], x: &[f32], m: usize) {
+        if m <= SHORT_INPUT_TOKENS && !self.panels.is_empty() && panel_kernel_fits() {
+            // Panels are independent: each core takes whole ones.
+            let (k, n) = (self.k, self.n);
+            let panels_per_task =
+                (self.panels.len() / (k * PANEL)).div_ceil(rayon::current_num_threads());
+            let columns: Vec<Vec<f32>> = self
+                .panels
+                .par_chunks(k * PANEL * panels_per_task)
+                .map(|panels| {
+                    let mut out = vec![0f32; m * panels.len() / k];
+                    panel_product(&mut out, x, panels, m, k);
+                    out
+                })
+                .collect();
+            let width = PANEL * panels_per_task;
+            for (task, block) in columns.iter().enumerate() {
+                let cols = block.len() / m;
+                for (r, row) in block.chunks_exact(cols).enumerate() {
+                    dst[r * n + task * width..][..cols].copy_from_slice(row);
+                }
+            }
+        } else {
+            matmul(
+                dst,
+                x,
+                &self.dense,
+                m,
+                self.k,
+                self.n,
+                Parallelism::Rayon(0),
+            );
+        }
+    }
 }
 
 /// The model's weights, as plain row-major `f32` matrices.
@@ -110,7 +197,7 @@ impl Forward {
                 qkv_b.extend(weights.vector(&format!("{p}.attention.self.key.bias"), h)?);
                 qkv_b.extend(weights.vector(&format!("{p}.attention.self.value.bias"), h)?);
                 Ok(Layer {
-                    qkv_w: transposed(&qkv)?,
+                    qkv_w: Weight::new(&transposed(&qkv)?, h, 3 * h)?,
                     qkv_b,
                     out_w: weights.linear(&format!("{p}.attention.output.dense"), h, h)?,
                     out_b: weights.vector(&format!("{p}.attention.output.dense.bias"), h)?,
@@ -190,41 +277,16 @@ impl Forward {
         let mut context = vec![0f32; total * h];
         let mut projected = vec![0f32; total * h];
         let mut inner = vec![0f32; total * self.intermediate];
-        let all_cores = Parallelism::Rayon(0);
 
         for layer in &self.layers {
-            matmul(&mut qkv, &hidden, &layer.qkv_w, total, h, 3 * h, all_cores);
+            layer.qkv_w.apply(&mut qkv, &hidden, total);
             add_bias(&mut qkv, &layer.qkv_b);
             self.attention(&qkv, &mut context, &lens);
-            matmul(
-                &mut projected,
-                &context,
-                &layer.out_w,
-                total,
-                h,
-                h,
-                all_cores,
-            );
+            layer.out_w.apply(&mut projected, &context, total);
             self.add_and_norm(&mut hidden, &projected, &layer.out_b, &layer.attention_norm);
-            matmul(
-                &mut inner,
-                &hidden,
-                &layer.up_w,
-                total,
-                h,
-                self.intermediate,
-                all_cores,
-            );
+            layer.up_w.apply(&mut inner, &hidden, total);
             add_bias_gelu(&mut inner, &layer.up_b);
-            matmul(
-                &mut projected,
-                &inner,
-                &layer.down_w,
-                total,
-                self.intermediate,
-                h,
-                all_cores,
-            );
+            layer.down_w.apply(&mut projected, &inner, total);
             self.add_and_norm(&mut hidden, &projected, &layer.down_b, &layer.output_norm);
         }
 
@@ -434,6 +496,127 @@ macro_rules! with_avx2 {
     };
 }
 
+/// Whether [`panel_product`] runs here: x86-64 with AVX2, FMA and F16C (every x86 server CPU
+/// since 2013). Elsewhere — the arm64 Lambda functions included, for now — short inputs go
+/// through gemm like batches.
+fn panel_kernel_fits() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx2")
+            && std::is_x86_feature_detected!("fma")
+            && std::is_x86_feature_detected!("f16c")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Rows of `x` per pass over a panel: 6 rows × 16 columns of sums fill 12 of the 16 AVX
+/// registers.
+const PANEL_ROWS: usize = 6;
+
+/// `dst = x (m×k) · panels`, where `panels` holds whole panels of a weight and `dst` gets their
+/// columns (`m × panels.len()/k`, row-major). Only called when [`panel_kernel_fits`].
+///
+/// Written with intrinsics rather than left to the vectoriser: the release profile's LTO
+/// compiles it at the Lambda binaries' opt-level "s", where the same loops written plainly
+/// ran 5× slower than at opt-level 3 (measured in widget-chat's chat-bench).
+fn panel_product(dst: &mut [f32], x: &[f32], panels: &[u16], m: usize, k: usize) {
+    let width = panels.len() / k;
+    assert!(x.len() >= m * k && dst.len() >= m * width && panels.len() == k * width);
+    let mut padded_x = Vec::new();
+    let mut padded_dst = [0f32; PANEL_ROWS * PANEL];
+    for (p, panel) in panels.chunks_exact(k * PANEL).enumerate() {
+        for first in (0..m).step_by(PANEL_ROWS) {
+            let rows = (m - first).min(PANEL_ROWS);
+            let x = &x[first * k..];
+            let dst = &mut dst[first * width + p * PANEL..];
+            if rows == PANEL_ROWS {
+                // SAFETY: the CPU has the kernel's features (`panel_kernel_fits`); `x` holds
+                // 6 rows of `k`, `dst` 6 rows of `width` from this panel's column on, and
+                // the panel is `k × PANEL`.
+                unsafe { panel_rows_avx2(dst.as_mut_ptr(), width, x.as_ptr(), k, panel) };
+            } else {
+                // The last few rows: through zero-padded copies, so the kernel stays 6 rows.
+                padded_x.clear();
+                padded_x.extend_from_slice(&x[..rows * k]);
+                padded_x.resize(PANEL_ROWS * k, 0.0);
+                // SAFETY: as above, on the padded 6-row copies.
+                unsafe {
+                    panel_rows_avx2(padded_dst.as_mut_ptr(), PANEL, padded_x.as_ptr(), k, panel)
+                };
+                for (r, row) in padded_dst.chunks_exact(PANEL).take(rows).enumerate() {
+                    dst[r * width..][..PANEL].copy_from_slice(row);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn panel_rows_avx2(_: *mut f32, _: usize, _: *const f32, _: usize, _: &[u16]) {
+    unreachable!("panel_kernel_fits() is false off x86-64")
+}
+
+/// Six rows of `x` (row stride `k`) times one f16 panel (`k × PANEL`) into six rows of `dst`
+/// (row stride `dst_rs`): per weight row, two conversions and twelve fused multiply-adds.
+///
+/// # Safety
+/// The CPU has AVX2, FMA and F16C; `x` points at `6·k` readable floats (rows `k` apart), `dst`
+/// at six writable rows of `PANEL` floats `dst_rs` apart, `panel.len() == k · PANEL`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn panel_rows_avx2(dst: *mut f32, dst_rs: usize, x: *const f32, k: usize, panel: &[u16]) {
+    use std::arch::x86_64::*;
+    debug_assert_eq!(panel.len(), k * PANEL);
+    let zero = _mm256_setzero_ps();
+    let (mut s00, mut s01, mut s10, mut s11, mut s20, mut s21) =
+        (zero, zero, zero, zero, zero, zero);
+    let (mut s30, mut s31, mut s40, mut s41, mut s50, mut s51) =
+        (zero, zero, zero, zero, zero, zero);
+    for (i, w) in panel.chunks_exact(PANEL).enumerate() {
+        // SAFETY: `w` is 16 halves; the `x` reads are inside its six rows (caller).
+        unsafe {
+            let lo = _mm256_cvtph_ps(_mm_loadu_si128(w.as_ptr().cast()));
+            let hi = _mm256_cvtph_ps(_mm_loadu_si128(w.as_ptr().add(8).cast()));
+            let a = _mm256_set1_ps(*x.add(i));
+            s00 = _mm256_fmadd_ps(a, lo, s00);
+            s01 = _mm256_fmadd_ps(a, hi, s01);
+            let a = _mm256_set1_ps(*x.add(k + i));
+            s10 = _mm256_fmadd_ps(a, lo, s10);
+            s11 = _mm256_fmadd_ps(a, hi, s11);
+            let a = _mm256_set1_ps(*x.add(2 * k + i));
+            s20 = _mm256_fmadd_ps(a, lo, s20);
+            s21 = _mm256_fmadd_ps(a, hi, s21);
+            let a = _mm256_set1_ps(*x.add(3 * k + i));
+            s30 = _mm256_fmadd_ps(a, lo, s30);
+            s31 = _mm256_fmadd_ps(a, hi, s31);
+            let a = _mm256_set1_ps(*x.add(4 * k + i));
+            s40 = _mm256_fmadd_ps(a, lo, s40);
+            s41 = _mm256_fmadd_ps(a, hi, s41);
+            let a = _mm256_set1_ps(*x.add(5 * k + i));
+            s50 = _mm256_fmadd_ps(a, lo, s50);
+            s51 = _mm256_fmadd_ps(a, hi, s51);
+        }
+    }
+    let rows = [
+        (s00, s01),
+        (s10, s11),
+        (s20, s21),
+        (s30, s31),
+        (s40, s41),
+        (s50, s51),
+    ];
+    for (r, (lo, hi)) in rows.into_iter().enumerate() {
+        // SAFETY: row `r` of `dst` has PANEL writable floats (caller).
+        unsafe {
+            _mm256_storeu_ps(dst.add(r * dst_rs), lo);
+            _mm256_storeu_ps(dst.add(r * dst_rs + 8), hi);
+        }
+    }
+}
+
 /// In-place softmax of each `len`-long row of `scores`.
 #[inline(always)]
 fn softmax_rows_generic(scores: &mut [f32], len: usize) {
@@ -625,8 +808,9 @@ impl Weights<'_> {
     }
 
     /// A PyTorch `Linear` weight (`out × in`) transposed to `in × out` for `x · W`.
-    fn linear(&self, prefix: &str, out: usize, inp: usize) -> Result<Vec<f32>, String> {
-        transposed(&self.get(&format!("{prefix}.weight"), &[out, inp])?)
+    fn linear(&self, prefix: &str, out: usize, inp: usize) -> Result<Weight, String> {
+        let values = transposed(&self.get(&format!("{prefix}.weight"), &[out, inp])?)?;
+        Weight::new(&values, inp, out)
     }
 
     fn layer_norm(&self, prefix: &str, h: usize) -> Result<LayerNorm, String> {
@@ -674,6 +858,33 @@ mod tests {
                 assert!((dst[r * 3 + c] - expected).abs() < 1e-5);
             }
         }
+    }
+
+    #[test]
+    fn both_products_match_a_naive_loop_on_the_rounded_weights() {
+        // 3 panels of 16 columns; every row-group size of the panel kernel, and gemm's sizes.
+        let (k, n) = (7, 3 * PANEL);
+        let values: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.37).sin()).collect();
+        let weight = Weight::new(&values, k, n).unwrap();
+        assert!(!weight.panels.is_empty());
+        for m in (1..=13).chain([SHORT_INPUT_TOKENS + 1]) {
+            let x: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.11).cos()).collect();
+            let mut dst = vec![f32::NAN; m * n];
+            weight.apply(&mut dst, &x, m);
+            for r in 0..m {
+                for c in 0..n {
+                    let expected: f32 =
+                        (0..k).map(|i| x[r * k + i] * weight.dense[i * n + c]).sum();
+                    let got = dst[r * n + c];
+                    assert!(
+                        (got - expected).abs() < 1e-5,
+                        "m {m} ({r}, {c}): {got} vs {expected}"
+                    );
+                }
+            }
+        }
+        let err = Weight::new(&[1.0, 1e6], 1, 2).err().unwrap();
+        assert!(err.contains("1000000"), "{err}");
     }
 
     #[test]

@@ -13,7 +13,9 @@
 //!   `forward.rs`), so a short question costs its own few tokens and a long chunk is not
 //!   silently cut in half;
 //! - the forward pass uses every core (rayon's pool) for its matrix products and element-wise
-//!   passes. It is synchronous: async callers run it on a blocking thread.
+//!   passes. It is synchronous: async callers run it on a blocking thread;
+//! - the weights are rounded to half precision, and a short input (a visitor's question) reads
+//!   them as f16: half the bytes to stream for a few tokens (`forward.rs`, `Weight`).
 
 mod forward;
 
