@@ -580,24 +580,20 @@ unsafe fn panel_rows_avx2(dst: *mut f32, dst_rs: usize, x: *const f32, k: usize,
         unsafe {
             let lo = _mm256_cvtph_ps(_mm_loadu_si128(w.as_ptr().cast()));
             let hi = _mm256_cvtph_ps(_mm_loadu_si128(w.as_ptr().add(8).cast()));
-            let a = _mm256_set1_ps(*x.add(i));
-            s00 = _mm256_fmadd_ps(a, lo, s00);
-            s01 = _mm256_fmadd_ps(a, hi, s01);
-            let a = _mm256_set1_ps(*x.add(k + i));
-            s10 = _mm256_fmadd_ps(a, lo, s10);
-            s11 = _mm256_fmadd_ps(a, hi, s11);
-            let a = _mm256_set1_ps(*x.add(2 * k + i));
-            s20 = _mm256_fmadd_ps(a, lo, s20);
-            s21 = _mm256_fmadd_ps(a, hi, s21);
-            let a = _mm256_set1_ps(*x.add(3 * k + i));
-            s30 = _mm256_fmadd_ps(a, lo, s30);
-            s31 = _mm256_fmadd_ps(a, hi, s31);
-            let a = _mm256_set1_ps(*x.add(4 * k + i));
-            s40 = _mm256_fmadd_ps(a, lo, s40);
-            s41 = _mm256_fmadd_ps(a, hi, s41);
-            let a = _mm256_set1_ps(*x.add(5 * k + i));
-            s50 = _mm256_fmadd_ps(a, lo, s50);
-            s51 = _mm256_fmadd_ps(a, hi, s51);
+            // Row `r` of `x` times this weight row, into that row's two sums.
+            macro_rules! row {
+                ($r:expr, $sum_lo:ident, $sum_hi:ident) => {
+                    let a = _mm256_set1_ps(*x.add($r * k + i));
+                    $sum_lo = _mm256_fmadd_ps(a, lo, $sum_lo);
+                    $sum_hi = _mm256_fmadd_ps(a, hi, $sum_hi);
+                };
+            }
+            row!(0, s00, s01);
+            row!(1, s10, s11);
+            row!(2, s20, s21);
+            row!(3, s30, s31);
+            row!(4, s40, s41);
+            row!(5, s50, s51);
         }
     }
     let rows = [
