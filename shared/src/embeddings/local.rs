@@ -8,7 +8,7 @@ use chatpad_minilm::MiniLm;
 use super::EmbedError;
 
 /// all-MiniLM-L6-v2 loaded in memory (about 90 MB of f32 weights, plus 21 MB of f16 copies for
-/// short inputs). Cheap to clone: clones share the weights.
+/// short inputs on x86-64 CPUs with AVX2). Cheap to clone: clones share the weights.
 #[derive(Debug, Clone)]
 pub struct LocalMiniLm {
     model: MiniLm,
