@@ -25,6 +25,7 @@ use std::collections::HashMap;
 
 use candle_core::{DType, Device, Tensor};
 use gemm::Parallelism;
+use half::slice::HalfFloatSliceExt;
 use rayon::prelude::*;
 use serde::Deserialize;
 
@@ -88,16 +89,20 @@ impl Weight {
         {
             return Err(format!("a weight of {x} does not fit in half precision"));
         }
-        let halves: Vec<half::f16> = values.iter().map(|&x| half::f16::from_f32(x)).collect();
-        let dense = halves.iter().map(|h| h.to_f32()).collect();
+        // Slice conversions: F16C when the CPU has it (this runs at every cold start).
+        let mut halves = vec![half::f16::ZERO; values.len()];
+        halves.convert_from_f32_slice(values);
+        let mut dense = vec![0f32; values.len()];
+        halves.convert_to_f32_slice(&mut dense);
         // Only where the kernel runs: on other CPUs the copies would be 21 MB never read.
         let panels = if n.is_multiple_of(PANEL) && panel_kernel_fits() {
-            (0..n / PANEL)
-                .flat_map(|p| {
-                    (0..k).flat_map(move |row| (0..PANEL).map(move |c| (row, p * PANEL + c)))
-                })
-                .map(|(row, col)| halves[row * n + col].to_bits())
-                .collect()
+            let mut panels = Vec::with_capacity(values.len());
+            for p in 0..n / PANEL {
+                for row in halves.chunks_exact(n) {
+                    panels.extend(row[p * PANEL..][..PANEL].iter().map(|h| h.to_bits()));
+                }
+            }
+            panels
         } else {
             Vec::new()
         };
