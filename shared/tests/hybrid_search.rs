@@ -3,8 +3,8 @@
 
 use chatpad::auth::Caller;
 use chatpad::knowledge::search::{
-    Hit, RetrievalMode, TermStatsChange, VectorIndexChange, search, sync_term_stats,
-    sync_vector_index,
+    Hit, RetrievalMode, TermStatsChange, VectorIndexChange, rank_by_words, search, search_ranked,
+    sync_term_stats, sync_vector_index,
 };
 use chatpad::testing::TestDb;
 use pgvector::Vector;
@@ -22,8 +22,14 @@ fn vector(axis: usize) -> Vec<f32> {
 
 /// Chunks of one agent: (content, embedding axis). Returns the owner, the agent and the source.
 async fn seed(test: &TestDb, chunks: &[(&str, usize)]) -> (Uuid, Uuid, Uuid) {
-    let su = test.superuser().await;
     let owner = test.user(None).await;
+    let (agent, source) = seed_agent(test, owner, chunks).await;
+    (owner, agent, source)
+}
+
+/// A new agent of `owner` with these chunks. Returns the agent and its source.
+async fn seed_agent(test: &TestDb, owner: Uuid, chunks: &[(&str, usize)]) -> (Uuid, Uuid) {
+    let su = test.superuser().await;
     let agent = test.agent(owner).await;
     let source: Uuid = su
         .query_one(
@@ -44,7 +50,7 @@ async fn seed(test: &TestDb, chunks: &[(&str, usize)]) -> (Uuid, Uuid, Uuid) {
         .await
         .unwrap();
     }
-    (owner, agent, source)
+    (agent, source)
 }
 
 /// A transaction as `owner` in which an agent of more than 2 chunks is large: searched
@@ -176,6 +182,89 @@ async fn full_text_ranking_prefers_the_rare_word() {
         hits[0].content, "Upgrades are prorated to the day.",
         "{hits:#?}"
     );
+}
+
+#[tokio::test]
+async fn ranking_the_words_first_then_fusing_gives_the_hybrid_hits() {
+    let test = TestDb::new().await;
+    let (owner, agent, _) = seed(&test, CHUNKS).await;
+    let asks = [
+        Ask(
+            0,
+            "What does error QX-4471 mean?",
+            RetrievalMode::Hybrid,
+            0.5,
+            5,
+        ),
+        Ask(
+            4,
+            "payment failures and refunds",
+            RetrievalMode::Hybrid,
+            0.3,
+            2,
+        ),
+        Ask(2, "billing email", RetrievalMode::Hybrid, 0.0, 6),
+        Ask(1, "the of and", RetrievalMode::Hybrid, 0.3, 3),
+    ];
+    let mut client = test.db.client().await.unwrap();
+    for large in [false, true] {
+        let tx = if large {
+            let tx = as_owner_where_agents_are_large(&mut client, owner).await;
+            sync_vector_index(&tx, agent).await.unwrap();
+            tx
+        } else {
+            chatpad::db::begin_as(&mut client, &Caller::User { user_id: owner })
+                .await
+                .unwrap()
+        };
+        for Ask(axis, text, mode, threshold, count) in &asks {
+            let at_once = search(&tx, agent, &vector(*axis), text, *mode, *threshold, *count)
+                .await
+                .unwrap();
+            let ranking = rank_by_words(&tx, agent, text, *count).await.unwrap();
+            let in_two_steps =
+                search_ranked(&tx, agent, &vector(*axis), &ranking, *threshold, *count)
+                    .await
+                    .unwrap();
+            assert_eq!(in_two_steps, at_once, "large {large}, {text:?}");
+            assert!(
+                !at_once.is_empty() || text.starts_with("the of"),
+                "{text:?}"
+            );
+        }
+        tx.rollback().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_word_ranking_cannot_bring_in_another_agents_chunks() {
+    let test = TestDb::new().await;
+    // Two agents of one owner: row-level security alone would let the other's chunks through.
+    let owner = test.user(Some("advanced")).await;
+    let (agent, _) = seed_agent(&test, owner, CHUNKS).await;
+    let (other_agent, _) = seed_agent(&test, owner, PLAN_CHUNKS).await;
+    let mut client = test.db.client().await.unwrap();
+    let tx = chatpad::db::begin_as(&mut client, &Caller::User { user_id: owner })
+        .await
+        .unwrap();
+    let others = rank_by_words(&tx, other_agent, "plan upgrade prorated", 5)
+        .await
+        .unwrap();
+    assert_eq!(
+        others.len(),
+        PLAN_CHUNKS.len(),
+        "the other agent's words match"
+    );
+    let hits = search_ranked(&tx, agent, &vector(0), &others, 0.99, 5)
+        .await
+        .unwrap();
+    let foreign: Vec<&Hit> = hits
+        .iter()
+        .filter(|hit| others.contains(&hit.chunk_id))
+        .collect();
+    assert!(foreign.is_empty(), "{foreign:#?}");
+    // Its own vector match still comes back.
+    assert!(hits[0].content.starts_with("Invoices"), "{hits:#?}");
 }
 
 #[tokio::test]

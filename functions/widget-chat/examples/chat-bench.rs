@@ -7,7 +7,8 @@
 //!    `--chunks` chunks (100k by default), in hybrid and in vector retrieval mode.
 //!    Then the stages alone, with the same questions, to show where that time goes: the three
 //!    DynamoDB rate limits (on moto, a Python server: slower than DynamoDB), embedding the
-//!    question, and the search as the visitor, per retrieval mode.
+//!    question, and the search as the visitor, per retrieval mode, and hybrid's two steps as
+//!    widget-chat runs them (the words ranked while the question is embedded).
 //! 2. Time to the first streamed byte beyond the model's own first token: a loopback server
 //!    speaking OpenAI's streaming format sends its first token the moment it gets the request,
 //!    so the time from calling the handler to the first `delta` event is all ours.
@@ -30,7 +31,9 @@ use chatpad::auth::Caller;
 use chatpad::chat::attachments::AttachmentStore;
 use chatpad::chat::{Chat, ChatLimits};
 use chatpad::embeddings::{Embedder, LocalMiniLm};
-use chatpad::knowledge::search::{RetrievalMode, search, sync_term_stats, sync_vector_index};
+use chatpad::knowledge::search::{
+    RetrievalMode, rank_by_words, search, search_ranked, sync_term_stats, sync_vector_index,
+};
 use chatpad::llm::openai::OpenAiChat;
 use chatpad::llm::{Endpoint, Providers};
 use chatpad::ratelimit::Limit;
@@ -309,6 +312,36 @@ async fn main() -> anyhow::Result<()> {
         }
         summary(&format!("  stage: {mode:?} search as the visitor"), millis);
     }
+    // widget-chat's hybrid search in its two steps: the words ranked beside the embedding,
+    // then the vector ranking and the fusion once the embedding is there.
+    let (mut ranking_millis, mut fusion_millis) = (Vec::new(), Vec::new());
+    for (i, embedding) in embeddings.iter().enumerate() {
+        let mut client = test
+            .db
+            .client()
+            .await
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let tx = chatpad::db::begin_as(&mut client, &caller)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let question = &questions[i % questions.len()];
+        let t0 = Instant::now();
+        let ranking = rank_by_words(&tx, agent, question, 5)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let t1 = Instant::now();
+        search_ranked(&tx, agent, embedding, &ranking, 0.3, 5)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        fusion_millis.push(t1.elapsed().as_secs_f64() * 1e3);
+        ranking_millis.push((t1 - t0).as_secs_f64() * 1e3);
+        tx.commit().await?;
+    }
+    summary("  stage: hybrid, the words ranked", ranking_millis);
+    summary(
+        "  stage: hybrid, vector ranking and fusion after them",
+        fusion_millis,
+    );
 
     // 2. First streamed byte: the fake model answers its first token at once.
     let server = Server::start(|_, _| Reply::Stream {

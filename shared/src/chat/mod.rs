@@ -243,7 +243,7 @@ impl Chat {
         };
         let mut client = self.db.client().await?;
         let tx = db::begin_as(&mut client, &caller).await?;
-        let (admitted, prepared) = tokio::join!(admission, self.prepare(&tx, &question));
+        let (admitted, prepared) = tokio::join!(admission, self.prepare(&tx, &caller, &question));
         admitted?;
         let (agent, stored, retrieved) = match prepared? {
             Prepared::OverPlanLimit { agent, details } => {
@@ -286,14 +286,24 @@ impl Chat {
 
     /// The work of [`Self::start`] inside its transaction: validate, store, embed, retrieve
     /// (unless a person has the conversation).
-    async fn prepare(&self, tx: &Transaction<'_>, question: &Question) -> ApiResult<Prepared> {
+    ///
+    /// The embedding (CPU, or a provider's round trip), the writes and, for a hybrid agent,
+    /// the ranking of the question's words (on a second connection: it needs no embedding)
+    /// all run at once; the vector ranking and the fusion follow the embedding.
+    async fn prepare(
+        &self,
+        tx: &Transaction<'_>,
+        caller: &Caller,
+        question: &Question,
+    ) -> ApiResult<Prepared> {
         let message = question.message.trim().to_owned();
         validate(question, &message, &self.limits)?;
         let (embedding, stored) = tokio::join!(
             self.embedder.embed(std::slice::from_ref(&message)),
-            self.store_question(tx, question, &message)
+            self.store_and_rank(tx, caller, question, &message)
         );
-        let (agent, stored) = match stored? {
+        let (stored, word_ranking) = stored?;
+        let (agent, stored) = match stored {
             Prepared::Stored { agent, stored, .. } if !stored.takeover => (agent, stored),
             // Over the plan's limit, or a person has the conversation: nothing to retrieve.
             other => return Ok(other),
@@ -317,16 +327,31 @@ impl Chat {
             })?
             .pop()
             .unwrap_or_default();
-        let mut hits = search::search(
-            tx,
-            agent.id,
-            &embedding,
-            &message,
-            agent.retrieval_mode,
-            agent.match_threshold,
-            agent.match_count,
-        )
-        .await?;
+        let mut hits = match word_ranking {
+            Some(ranking) => {
+                search::search_ranked(
+                    tx,
+                    agent.id,
+                    &embedding,
+                    &ranking?,
+                    agent.match_threshold,
+                    agent.match_count,
+                )
+                .await?
+            }
+            None => {
+                search::search(
+                    tx,
+                    agent.id,
+                    &embedding,
+                    &message,
+                    agent.retrieval_mode,
+                    agent.match_threshold,
+                    agent.match_count,
+                )
+                .await?
+            }
+        };
         // Nothing above the threshold: in hybrid mode keyword matches come back whatever their
         // similarity, but without one chunk close in meaning there is no grounded answer.
         let best = hits.iter().map(|h| h.similarity).reduce(f64::max);
@@ -341,6 +366,47 @@ impl Chat {
         })
     }
 
+    /// Reads the agent's settings, then stores the question and, for a hybrid agent, ranks its
+    /// words meanwhile (`None` in vector mode; the ranking's own failure matters only once it
+    /// is used).
+    async fn store_and_rank(
+        &self,
+        tx: &Transaction<'_>,
+        caller: &Caller,
+        question: &Question,
+        message: &str,
+    ) -> ApiResult<(Prepared, Option<ApiResult<Vec<Uuid>>>)> {
+        let agent = agent_settings(tx, question.agent_id).await?;
+        check_origin(&agent.allowed_domains, question.origin.as_deref())?;
+        let (agent_id, mode, count) = (agent.id, agent.retrieval_mode, agent.match_count);
+        let ranking = async {
+            match mode {
+                RetrievalMode::Hybrid => {
+                    Some(self.rank_words(caller, agent_id, message, count).await)
+                }
+                RetrievalMode::Vector => None,
+            }
+        };
+        let (stored, ranking) =
+            tokio::join!(self.store_question(tx, question, message, agent), ranking);
+        Ok((stored?, ranking))
+    }
+
+    /// The first half of a hybrid search, in its own read-only transaction as the visitor.
+    async fn rank_words(
+        &self,
+        caller: &Caller,
+        agent_id: Uuid,
+        message: &str,
+        count: u32,
+    ) -> ApiResult<Vec<Uuid>> {
+        let mut client = self.db.client().await?;
+        let tx = db::begin_as(&mut client, caller).await?;
+        let ranking = search::rank_by_words(&tx, agent_id, message, count).await?;
+        tx.commit().await?;
+        Ok(ranking)
+    }
+
     /// Stores the visitor's message in their conversation (a new one when needed); nothing
     /// retrieved yet.
     async fn store_question(
@@ -348,10 +414,8 @@ impl Chat {
         tx: &Transaction<'_>,
         question: &Question,
         message: &str,
+        agent: AgentSettings,
     ) -> ApiResult<Prepared> {
-        let agent = agent_settings(tx, question.agent_id).await?;
-        check_origin(&agent.allowed_domains, question.origin.as_deref())?;
-
         let existing = match question.conversation_id {
             None => None,
             Some(id) => {

@@ -8,9 +8,11 @@
 //!   [`sync_vector_index`] builds, see `migrations/V15__agent_vector_indexes.sql`);
 //! - [`RetrievalMode::Hybrid`]: that ranking fused by reciprocal rank with BM25 over the
 //!   chunks' full text (`search_knowledge_hybrid`), which finds exact names, error codes and
-//!   numbers the embedding blurs. The default. Past the exact-search size, BM25 reads the
-//!   agent's word statistics, which [`sync_term_stats`] refreshes (see
-//!   `migrations/V17__full_text_term_stats.sql`).
+//!   numbers the embedding blurs. The default. The same search runs in two steps too —
+//!   [`rank_by_words`] needs no embedding, so widget-chat runs it while the question is
+//!   embedded, then [`search_ranked`] (see `migrations/V19__hybrid_search_in_two_steps.sql`).
+//!   Past the exact-search size, BM25 reads the agent's word statistics, which
+//!   [`sync_term_stats`] refreshes (see `migrations/V17__full_text_term_stats.sql`).
 
 use pgvector::Vector;
 use tracing::instrument;
@@ -101,27 +103,84 @@ pub async fn search(
                 .await
         }
     }
-    .map_err(|err| {
-        anyhow::Error::new(err).context(format!("searching the knowledge of agent {agent_id}"))
-    })?;
+    .map_err(|err| searching(agent_id, err))?;
+    Ok(rows.iter().map(hit).collect())
+}
 
-    Ok(rows
-        .iter()
-        .map(|row| {
-            let location: serde_json::Value = row.get("location");
-            Hit {
-                chunk_id: row.get("id"),
-                source_id: row.get("source_id"),
-                source: row.get("source"),
-                title: row.get("title"),
-                source_type: row.get("type"),
-                content: row.get("content"),
-                location: serde_json::from_value(location).unwrap_or_default(),
-                similarity: row.get("similarity"),
-                score: row.get("score"),
-            }
-        })
-        .collect())
+/// How deep each ranking of a hybrid search goes before fusion (`search_knowledge_hybrid`'s
+/// `p_depth`).
+const FUSION_DEPTH: u32 = 40;
+
+/// The first half of a hybrid search, which needs no embedding: the agent's chunks ranked by
+/// BM25 over the question's words, best first, as deep as a fusion for `count` hits reads.
+/// [`search_ranked`] finishes the search, so the two can run on separate connections while
+/// the question is embedded.
+#[instrument(skip(client, query_text), fields(%agent_id))]
+pub async fn rank_by_words(
+    client: &impl GenericClient,
+    agent_id: Uuid,
+    query_text: &str,
+    count: u32,
+) -> ApiResult<Vec<Uuid>> {
+    let depth = i32::try_from(count.clamp(1, 100).max(FUSION_DEPTH)).unwrap_or(100);
+    let statement = client
+        .prepare_cached(
+            "SELECT id FROM search_knowledge_text($1, $2, $3) ORDER BY rank_score DESC, id",
+        )
+        .await?;
+    let rows = client
+        .query(&statement, &[&agent_id, &query_text, &depth])
+        .await
+        .map_err(|err| searching(agent_id, err))?;
+    Ok(rows.iter().map(|row| row.get(0)).collect())
+}
+
+/// A hybrid search whose word ranking [`rank_by_words`] already made: the same hits as
+/// [`search`] in [`RetrievalMode::Hybrid`] (`search_knowledge_fused`).
+#[instrument(skip(client, query_embedding, word_ranking), fields(%agent_id, count))]
+pub async fn search_ranked(
+    client: &impl GenericClient,
+    agent_id: Uuid,
+    query_embedding: &[f32],
+    word_ranking: &[Uuid],
+    threshold: f64,
+    count: u32,
+) -> ApiResult<Vec<Hit>> {
+    let embedding = Vector::from(query_embedding.to_vec());
+    let count = i32::try_from(count.clamp(1, 100)).unwrap_or(100);
+    let statement = client
+        .prepare_cached(
+            "SELECT id, source_id, source, title, type, content, location, similarity, score
+             FROM search_knowledge_fused($1, $2, $3, $4, $5)",
+        )
+        .await?;
+    let rows = client
+        .query(
+            &statement,
+            &[&agent_id, &embedding, &word_ranking, &threshold, &count],
+        )
+        .await
+        .map_err(|err| searching(agent_id, err))?;
+    Ok(rows.iter().map(hit).collect())
+}
+
+fn searching(agent_id: Uuid, err: tokio_postgres::Error) -> anyhow::Error {
+    anyhow::Error::new(err).context(format!("searching the knowledge of agent {agent_id}"))
+}
+
+fn hit(row: &tokio_postgres::Row) -> Hit {
+    let location: serde_json::Value = row.get("location");
+    Hit {
+        chunk_id: row.get("id"),
+        source_id: row.get("source_id"),
+        source: row.get("source"),
+        title: row.get("title"),
+        source_type: row.get("type"),
+        content: row.get("content"),
+        location: serde_json::from_value(location).unwrap_or_default(),
+        similarity: row.get("similarity"),
+        score: row.get("score"),
+    }
 }
 
 /// What [`sync_vector_index`] did to an agent's own HNSW index.
