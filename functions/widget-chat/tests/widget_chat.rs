@@ -242,6 +242,30 @@ async fn extractive_answer_quotes_the_right_source_and_is_stored() {
 }
 
 #[tokio::test]
+async fn questions_at_once_on_a_two_connection_pool_are_all_answered() {
+    // Two connections, as each widget-chat instance has. A hybrid question ranks its words on
+    // a second connection only if one is free: four questions each holding one connection
+    // never wait on each other for another (they did, for the pool's 10 s, then failed).
+    let f = fixture(None).await;
+    let mut lambda_sized =
+        Arc::into_inner(deps(&f.test, Providers::default(), ChatLimits::default()).await)
+            .expect("only reference");
+    lambda_sized.chat.db =
+        chatpad::db::Database::connect_lazy(&f.test.app_url.clone().into(), 2).unwrap();
+    let deps = Arc::new(lambda_sized);
+    let question = "How long do refunds take after I cancel?";
+    let answers = futures::future::join_all(
+        (0..4).map(|i| call(&deps, post(ask(f.agent, &format!("visitor-{i}"), question)))),
+    )
+    .await;
+    for (status, body) in answers {
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["answeredBy"], "extractive", "{body}");
+        assert_eq!(body["citations"][0]["title"], "Billing guide", "{body}");
+    }
+}
+
+#[tokio::test]
 async fn openai_compatible_answer_streams_as_it_arrives() {
     let f = fixture(None).await;
     let gate = Arc::new(Notify::new());

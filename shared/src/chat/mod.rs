@@ -288,8 +288,8 @@ impl Chat {
     /// (unless a person has the conversation).
     ///
     /// The embedding (CPU, or a provider's round trip), the writes and, for a hybrid agent,
-    /// the ranking of the question's words (on a second connection: it needs no embedding)
-    /// all run at once; the vector ranking and the fusion follow the embedding.
+    /// the ranking of the question's words (it needs no embedding; on a second connection
+    /// when one is free) all run at once; the vector ranking and the fusion follow.
     async fn prepare(
         &self,
         tx: &Transaction<'_>,
@@ -367,8 +367,9 @@ impl Chat {
     }
 
     /// Reads the agent's settings, then stores the question and, for a hybrid agent, ranks its
-    /// words meanwhile (`None` in vector mode; the ranking's own failure matters only once it
-    /// is used).
+    /// words meanwhile on a second connection if one is free (`None` otherwise, and in vector
+    /// mode: the search then ranks them itself; the ranking's own failure matters only once
+    /// it is used).
     async fn store_and_rank(
         &self,
         tx: &Transaction<'_>,
@@ -379,32 +380,19 @@ impl Chat {
         let agent = agent_settings(tx, question.agent_id).await?;
         check_origin(&agent.allowed_domains, question.origin.as_deref())?;
         let (agent_id, mode, count) = (agent.id, agent.retrieval_mode, agent.match_count);
+        let spare = match mode {
+            RetrievalMode::Hybrid => self.db.spare_client().await?,
+            RetrievalMode::Vector => None,
+        };
         let ranking = async {
-            match mode {
-                RetrievalMode::Hybrid => {
-                    Some(self.rank_words(caller, agent_id, message, count).await)
-                }
-                RetrievalMode::Vector => None,
+            match spare {
+                Some(client) => Some(rank_words(client, caller, agent_id, message, count).await),
+                None => None,
             }
         };
         let (stored, ranking) =
             tokio::join!(self.store_question(tx, question, message, agent), ranking);
         Ok((stored?, ranking))
-    }
-
-    /// The first half of a hybrid search, in its own read-only transaction as the visitor.
-    async fn rank_words(
-        &self,
-        caller: &Caller,
-        agent_id: Uuid,
-        message: &str,
-        count: u32,
-    ) -> ApiResult<Vec<Uuid>> {
-        let mut client = self.db.client().await?;
-        let tx = db::begin_as(&mut client, caller).await?;
-        let ranking = search::rank_by_words(&tx, agent_id, message, count).await?;
-        tx.commit().await?;
-        Ok(ranking)
     }
 
     /// Stores the visitor's message in their conversation (a new one when needed); nothing
@@ -716,6 +704,20 @@ fn validate(question: &Question, message: &str, limits: &ChatLimits) -> ApiResul
         });
     }
     Ok(())
+}
+
+/// The first half of a hybrid search, on its own connection in a transaction as the visitor.
+async fn rank_words(
+    mut client: db::Client,
+    caller: &Caller,
+    agent_id: Uuid,
+    message: &str,
+    count: u32,
+) -> ApiResult<Vec<Uuid>> {
+    let tx = db::begin_as(&mut client, caller).await?;
+    let ranking = search::rank_by_words(&tx, agent_id, message, count).await?;
+    tx.commit().await?;
+    Ok(ranking)
 }
 
 async fn agent_settings(tx: &impl GenericClient, agent: Uuid) -> ApiResult<AgentSettings> {

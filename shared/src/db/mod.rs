@@ -71,6 +71,24 @@ impl Database {
     pub async fn client(&self) -> Result<Client, ApiError> {
         Ok(self.pool.get().await?)
     }
+
+    /// A second connection for work that could also run on the one the caller holds: `None`
+    /// at once when none is free, instead of waiting. Two requests that each hold a
+    /// connection and wait for another would otherwise wait on each other until the pool's
+    /// timeout.
+    pub async fn spare_client(&self) -> Result<Option<Client>, ApiError> {
+        let now = deadpool_postgres::Timeouts {
+            wait: Some(std::time::Duration::ZERO),
+            ..self.pool.timeouts()
+        };
+        match self.pool.timeout_get(&now).await {
+            Ok(client) => Ok(Some(client)),
+            Err(deadpool_postgres::PoolError::Timeout(deadpool_postgres::TimeoutType::Wait)) => {
+                Ok(None)
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
 }
 
 /// TLS for managed Postgres (RDS, Neon, Supabase) with the web PKI roots. Servers without TLS
