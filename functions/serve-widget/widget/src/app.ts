@@ -75,6 +75,10 @@ const mount: Mount = (ctx) => {
   let cfg: Config | null = null;
   let name = '…';
   const seen = new Set<string>();
+  // Assistant messages that arrive over realtime while this tab's own question streams: the
+  // realtime catch-up can bring the answer before the stream's `done` names it (two bubbles
+  // for one answer). Held until the stream ends, then shown unless the stream showed them.
+  const held: RtEvent[] = [];
   let rt: Realtime | undefined;
   let files: { key: string; name: string }[] = [];
   let busy = false;
@@ -239,6 +243,7 @@ const mount: Mount = (ctx) => {
     }
     busy = false;
     sendBtn.disabled = false;
+    held.splice(0).forEach(onEvent);
   }
 
   /** Reads a Server-Sent Events body, calling `on` per event. */
@@ -278,6 +283,7 @@ const mount: Mount = (ctx) => {
     if (e.type == 'message.created') {
       const m = d.message;
       if (!m || seen.has(m.id)) return;
+      if (busy && m.role == 'assistant') return void held.push(e);
       seen.add(m.id);
       if (m.role == 'system') return note(m.content);
       typingEl.textContent = '';

@@ -376,6 +376,37 @@ const tests = {
     await p.context().close();
   },
 
+  async 'an answer the realtime channel brings before its own stream ends shows once'() {
+    // The second answer's stream held back 1.5 s (the page's fetch reads widget-chat's whole
+    // response first), while the realtime channel, live since the first answer, already
+    // brings the same assistant message: one bubble per answer, not two.
+    const p = await newPage();
+    await p.addInitScript((chatUrl) => {
+      const real = window.fetch;
+      window.fetch = async (url, init) => {
+        const res = await real(url, init);
+        if (!String(url).startsWith(chatUrl) || !window.holdChatStream) return res;
+        const body = await res.text();
+        await new Promise((r) => setTimeout(r, 1500));
+        return new Response(body, { status: res.status, headers: res.headers });
+      };
+    }, `${LAMBDA}/widget-chat`);
+    await p.goto(HOST + '/');
+    await p.locator(`${W} button.l`).click();
+    const answers = p.locator(`${W} .log .m:not(.u):not(.s)`, { hasText: /fifty euros/ });
+    for (const hold of [false, true]) {
+      await p.evaluate((h) => (window.holdChatStream = h), hold);
+      // The widget takes the next question once the last answer's stream has closed.
+      await p.locator(`${W} button[type=submit]:enabled`).waitFor();
+      await p.locator(`${W} textarea`).fill('Is standard delivery free?');
+      await p.keyboard.press('Enter');
+      await answers.nth(hold ? 1 : 0).waitFor({ timeout: 60_000 });
+    }
+    await p.waitForTimeout(1000);
+    assert.equal(await answers.count(), 2);
+    await p.context().close();
+  },
+
   async 'a hostile host page (global !important CSS, strict CSP) does not break it'() {
     const p = await newPage();
     const violations = [];
