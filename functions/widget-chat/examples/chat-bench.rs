@@ -86,6 +86,11 @@ fn args() -> anyhow::Result<Args> {
     Ok(args)
 }
 
+/// The handlers' errors as the bench's (`ApiError` is not a `std::error::Error`).
+fn failed(err: impl std::fmt::Debug) -> anyhow::Error {
+    anyhow::anyhow!("{err:?}")
+}
+
 fn gaussian(rng: &mut StdRng) -> f32 {
     let u1: f32 = rng.random::<f32>().max(f32::MIN_POSITIVE);
     let u2: f32 = rng.random();
@@ -269,7 +274,7 @@ async fn main() -> anyhow::Result<()> {
             extractive.limiter.check(&limits.per_visitor, &visitor),
             extractive.limiter.check(&limits.per_agent, &agent_key),
         )
-        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        .map_err(failed)?;
         millis.push(t0.elapsed().as_secs_f64() * 1e3);
     }
     summary("  stage: three rate limits (moto)", millis);
@@ -294,19 +299,15 @@ async fn main() -> anyhow::Result<()> {
     for mode in [RetrievalMode::Hybrid, RetrievalMode::Vector] {
         let mut millis = Vec::new();
         for (i, embedding) in embeddings.iter().enumerate() {
-            let mut client = test
-                .db
-                .client()
-                .await
-                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            let mut client = test.db.client().await.map_err(failed)?;
             let t0 = Instant::now();
             let tx = chatpad::db::begin_as(&mut client, &caller)
                 .await
-                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+                .map_err(failed)?;
             let question = &questions[i % questions.len()];
             search(&tx, agent, embedding, question, mode, 0.3, 5)
                 .await
-                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+                .map_err(failed)?;
             tx.commit().await?;
             millis.push(t0.elapsed().as_secs_f64() * 1e3);
         }
@@ -316,23 +317,19 @@ async fn main() -> anyhow::Result<()> {
     // then the vector ranking and the fusion once the embedding is there.
     let (mut ranking_millis, mut fusion_millis) = (Vec::new(), Vec::new());
     for (i, embedding) in embeddings.iter().enumerate() {
-        let mut client = test
-            .db
-            .client()
-            .await
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let mut client = test.db.client().await.map_err(failed)?;
         let tx = chatpad::db::begin_as(&mut client, &caller)
             .await
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            .map_err(failed)?;
         let question = &questions[i % questions.len()];
         let t0 = Instant::now();
         let ranking = rank_by_words(&tx, agent, question, 5)
             .await
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            .map_err(failed)?;
         let t1 = Instant::now();
         search_ranked(&tx, agent, embedding, &ranking, 0.3, 5)
             .await
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            .map_err(failed)?;
         fusion_millis.push(t1.elapsed().as_secs_f64() * 1e3);
         ranking_millis.push((t1 - t0).as_secs_f64() * 1e3);
         tx.commit().await?;
