@@ -380,14 +380,18 @@ impl Chat {
         let agent = agent_settings(tx, question.agent_id).await?;
         check_origin(&agent.allowed_domains, question.origin.as_deref())?;
         let (agent_id, mode, count) = (agent.id, agent.retrieval_mode, agent.match_count);
-        let spare = match mode {
-            RetrievalMode::Hybrid => self.db.spare_client().await?,
-            RetrievalMode::Vector => None,
-        };
+        // Taking the connection (a pooled one is checked with a round trip) runs beside the
+        // writes too.
         let ranking = async {
-            match spare {
-                Some(client) => Some(rank_words(client, caller, agent_id, message, count).await),
-                None => None,
+            if mode == RetrievalMode::Vector {
+                return None;
+            }
+            match self.db.spare_client().await {
+                Ok(Some(client)) => {
+                    Some(rank_words(client, caller, agent_id, message, count).await)
+                }
+                Ok(None) => None,
+                Err(err) => Some(Err(err)),
             }
         };
         let (stored, ranking) =

@@ -73,7 +73,7 @@ pub async fn search(
     count: u32,
 ) -> ApiResult<Vec<Hit>> {
     let embedding = Vector::from(query_embedding.to_vec());
-    let count = i32::try_from(count.clamp(1, 100)).unwrap_or(100);
+    let count = sql_count(count);
     let rows = match mode {
         RetrievalMode::Vector => {
             let statement = client
@@ -107,9 +107,9 @@ pub async fn search(
     Ok(rows.iter().map(hit).collect())
 }
 
-/// How deep each ranking of a hybrid search goes before fusion (`search_knowledge_hybrid`'s
-/// `p_depth`).
-const FUSION_DEPTH: u32 = 40;
+/// How deep each ranking of a two-step hybrid search goes before fusion (the default
+/// `p_depth` of `search_knowledge_hybrid`, which [`search`] uses).
+const FUSION_DEPTH: i32 = 40;
 
 /// The first half of a hybrid search, which needs no embedding: the agent's chunks ranked by
 /// BM25 over the question's words, best first, as deep as a fusion for `count` hits reads.
@@ -122,7 +122,7 @@ pub async fn rank_by_words(
     query_text: &str,
     count: u32,
 ) -> ApiResult<Vec<Uuid>> {
-    let depth = i32::try_from(count.clamp(1, 100).max(FUSION_DEPTH)).unwrap_or(100);
+    let depth = sql_count(count).max(FUSION_DEPTH);
     let statement = client
         .prepare_cached(
             "SELECT id FROM search_knowledge_text($1, $2, $3) ORDER BY rank_score DESC, id",
@@ -147,21 +147,33 @@ pub async fn search_ranked(
     count: u32,
 ) -> ApiResult<Vec<Hit>> {
     let embedding = Vector::from(query_embedding.to_vec());
-    let count = i32::try_from(count.clamp(1, 100)).unwrap_or(100);
+    let count = sql_count(count);
     let statement = client
         .prepare_cached(
             "SELECT id, source_id, source, title, type, content, location, similarity, score
-             FROM search_knowledge_fused($1, $2, $3, $4, $5)",
+             FROM search_knowledge_fused($1, $2, $3, $4, $5, p_depth => $6)",
         )
         .await?;
     let rows = client
         .query(
             &statement,
-            &[&agent_id, &embedding, &word_ranking, &threshold, &count],
+            &[
+                &agent_id,
+                &embedding,
+                &word_ranking,
+                &threshold,
+                &count,
+                &FUSION_DEPTH,
+            ],
         )
         .await
         .map_err(|err| searching(agent_id, err))?;
     Ok(rows.iter().map(hit).collect())
+}
+
+/// Hits asked for, as the SQL functions take them: 1 to 100.
+fn sql_count(count: u32) -> i32 {
+    i32::try_from(count.clamp(1, 100)).unwrap_or(100)
 }
 
 fn searching(agent_id: Uuid, err: tokio_postgres::Error) -> anyhow::Error {
