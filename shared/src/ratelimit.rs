@@ -1,11 +1,20 @@
 //! Rate limits kept in DynamoDB: one conditional atomic counter per (limit, key, time window),
 //! expiring through the table's TTL. Shared by every Lambda instance, unlike in-memory counters.
 //!
+//! Each instance also remembers what it learnt of the current windows: a counter found used up
+//! stays refused until its window ends without another write (a flood costs one write per
+//! instance and window, not one per request — and cannot throttle the item into letting
+//! requests through, below), and a [leased](Limit::leased) limit hands out the requests it
+//! counted ahead.
+//!
 //! If DynamoDB itself fails, the request is let through and the failure logged: an outage of
 //! the limiter should not take the API down with it.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::{ApiError, ApiResult};
@@ -16,24 +25,58 @@ pub struct Limit {
     pub name: &'static str,
     pub max: u32,
     pub window: Duration,
+    /// Requests an instance counts at once (see [`Self::leased`]); 1 counts each one.
+    pub lease: u32,
 }
 
 impl Limit {
-    /// `max` requests per minute.
-    pub const fn per_minute(name: &'static str, max: u32) -> Self {
+    /// `max` requests per `window`, each counted as it comes.
+    pub const fn new(name: &'static str, max: u32, window: Duration) -> Self {
         Limit {
             name,
             max,
-            window: Duration::from_secs(60),
+            window,
+            lease: 1,
         }
+    }
+
+    /// `max` requests per minute.
+    pub const fn per_minute(name: &'static str, max: u32) -> Self {
+        Self::new(name, max, Duration::from_secs(60))
+    }
+
+    /// Counts `lease` requests at a time: one write admits this instance's next `lease`
+    /// requests for the key. For a key many clients share (an agent's whole traffic), which
+    /// would otherwise take a write on one DynamoDB item per request. The price: what an
+    /// instance leased and did not use lapses with the window, so with `n` busy instances the
+    /// key may be refused up to `n · (lease − 1)` requests early. Once the budget has no room
+    /// for a whole lease, requests are counted one by one again.
+    pub const fn leased(self, lease: u32) -> Self {
+        Limit { lease, ..self }
     }
 }
 
-/// Counts requests in the rate-limit table.
+/// What this instance knows of one counter in its current window.
+#[derive(Debug, Clone, Copy)]
+struct Known {
+    /// When the window ends (Unix seconds): then the entry is only clutter.
+    window_end: u64,
+    /// Requests leased and not handed out yet.
+    leased: u32,
+    /// DynamoDB refused: the counter is used up until `window_end`.
+    used_up: bool,
+}
+
+/// Entries kept before the ended windows' are swept out.
+const KNOWN_SWEEP_AT: usize = 4096;
+
+/// Counts requests in the rate-limit table. Clones share what the instance knows.
 #[derive(Debug, Clone)]
 pub struct RateLimiter {
     client: aws_sdk_dynamodb::Client,
     table: String,
+    /// By counter (limit, key and window).
+    known: Arc<Mutex<HashMap<String, Known>>>,
 }
 
 impl RateLimiter {
@@ -42,6 +85,7 @@ impl RateLimiter {
         RateLimiter {
             client,
             table: table.into(),
+            known: Arc::default(),
         }
     }
 
@@ -63,18 +107,104 @@ impl RateLimiter {
         let window = limit.window.as_secs().max(1);
         let window_start = now - now % window;
         let window_end = window_start + window;
+        let refused = ApiError::RateLimited {
+            retry_after_secs: (window_end - now).max(1),
+        };
+        let counter = format!("{}#{key}#{window_start}", limit.name);
+        match self.known_answer(&counter) {
+            Some(true) => return Ok(()),
+            Some(false) => return Err(refused),
+            None => {}
+        }
+
+        // A whole lease while the budget has room for one, then one request at a time.
+        let lease = limit.lease.clamp(1, limit.max.max(1));
+        let mut counted = self.count(&counter, lease, limit.max, window_end).await;
+        let mut taken = lease;
+        if lease > 1 && matches!(counted, Ok(false)) {
+            counted = self.count(&counter, 1, limit.max, window_end).await;
+            taken = 1;
+        }
+        let known = |leased, used_up| Known {
+            window_end,
+            leased,
+            used_up,
+        };
+        match counted {
+            Ok(true) => {
+                if taken > 1 {
+                    self.remember(counter, known(taken - 1, false));
+                }
+                Ok(())
+            }
+            Ok(false) => {
+                self.remember(counter, known(0, true));
+                Err(refused)
+            }
+            Err(err) => {
+                tracing::error!(error = %aws_sdk_dynamodb::error::DisplayErrorContext(&err), limit = limit.name, "rate limiter unavailable; request allowed");
+                Ok(())
+            }
+        }
+    }
+
+    /// Admitted from a lease (`true`), refused because the counter is used up (`false`), or
+    /// not known here (`None`: DynamoDB decides).
+    fn known_answer(&self, counter: &str) -> Option<bool> {
+        let mut known = self
+            .known
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let entry = known.get_mut(counter)?;
+        if entry.leased > 0 {
+            entry.leased -= 1;
+            return Some(true);
+        }
+        entry.used_up.then_some(false)
+    }
+
+    fn remember(&self, counter: String, learnt: Known) {
+        let mut known = self
+            .known
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if known.len() >= KNOWN_SWEEP_AT {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs();
+            known.retain(|_, entry| entry.window_end > now);
+        }
+        // Requests running at once may each have learnt something: all of it holds.
+        known
+            .entry(counter)
+            .and_modify(|entry| {
+                entry.leased += learnt.leased;
+                entry.used_up |= learnt.used_up;
+            })
+            .or_insert(learnt);
+    }
+
+    /// Adds `n` to the counter unless that would take it past `max`: whether it did.
+    async fn count(
+        &self,
+        counter: &str,
+        n: u32,
+        max: u32,
+        window_end: u64,
+    ) -> Result<bool, aws_sdk_dynamodb::error::SdkError<UpdateItemError>> {
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
-            .key(
-                "pk",
-                AttributeValue::S(format!("{}#{key}#{window_start}", limit.name)),
+            .key("pk", AttributeValue::S(counter.to_owned()))
+            .update_expression("ADD n :n SET expires_at = :expires")
+            .condition_expression("attribute_not_exists(n) OR n <= :room")
+            .expression_attribute_values(":n", AttributeValue::N(n.to_string()))
+            .expression_attribute_values(
+                ":room",
+                AttributeValue::N(max.saturating_sub(n).to_string()),
             )
-            .update_expression("ADD n :one SET expires_at = :expires")
-            .condition_expression("attribute_not_exists(n) OR n < :max")
-            .expression_attribute_values(":one", AttributeValue::N("1".into()))
-            .expression_attribute_values(":max", AttributeValue::N(limit.max.to_string()))
             // Kept a little past the window so late writes never resurrect an old counter.
             .expression_attribute_values(
                 ":expires",
@@ -83,20 +213,15 @@ impl RateLimiter {
             .send()
             .await;
         match result {
-            Ok(_) => Ok(()),
+            Ok(_) => Ok(true),
             Err(err)
                 if err
                     .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+                    .is_some_and(UpdateItemError::is_conditional_check_failed_exception) =>
             {
-                Err(ApiError::RateLimited {
-                    retry_after_secs: (window_end - now).max(1),
-                })
+                Ok(false)
             }
-            Err(err) => {
-                tracing::error!(error = %aws_sdk_dynamodb::error::DisplayErrorContext(&err), limit = limit.name, "rate limiter unavailable; request allowed");
-                Ok(())
-            }
+            Err(err) => Err(err),
         }
     }
 }

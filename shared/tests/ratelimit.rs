@@ -3,9 +3,13 @@
 //! That parallel requests never exceed the limit is DynamoDB's guarantee for a conditional
 //! update; moto's threaded server does not give it (12 parallel checks against a limit of 5
 //! let 7 through here), so only sequential behaviour is tested.
+//!
+//! Each `RateLimiter` stands for one Lambda instance: what it learnt of a window is its own.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use chatpad::ApiError;
 use chatpad::ratelimit::{Limit, RateLimiter};
 
@@ -13,16 +17,78 @@ async fn limiter() -> RateLimiter {
     chatpad::testing::rate_limiter().await
 }
 
+/// A limit of its own per test, over a day, so no test straddles a window boundary.
+fn day_limit(max: u32) -> Limit {
+    let name: &'static str = Box::leak(format!("test-{}", uuid::Uuid::new_v4()).into_boxed_str());
+    Limit::new(name, max, Duration::from_secs(86_400))
+}
+
+fn is_refused(result: chatpad::ApiResult<()>) -> bool {
+    matches!(result, Err(ApiError::RateLimited { .. }))
+}
+
+fn table() -> String {
+    chatpad::testing::env_var("RATE_LIMIT_TABLE").unwrap()
+}
+
+async fn dynamodb() -> aws_sdk_dynamodb::Client {
+    chatpad::aws::dynamodb_client(&chatpad::testing::aws_config().await)
+}
+
+/// The limit's counter items as DynamoDB holds them (every page of the scan: the filter
+/// applies after a page is read).
+async fn counter_items(limit: &Limit) -> Vec<HashMap<String, AttributeValue>> {
+    dynamodb()
+        .await
+        .scan()
+        .table_name(table())
+        .filter_expression("begins_with(pk, :name)")
+        .expression_attribute_values(":name", AttributeValue::S(format!("{}#", limit.name)))
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .unwrap()
+}
+
+/// The limit's counters: (key, count) of each.
+async fn stored_counters(limit: &Limit) -> Vec<(String, u32)> {
+    let mut counters: Vec<(String, u32)> = counter_items(limit)
+        .await
+        .iter()
+        .map(|item| {
+            let key = item["pk"]
+                .as_s()
+                .unwrap()
+                .split('#')
+                .nth(1)
+                .unwrap()
+                .to_owned();
+            (key, item["n"].as_n().unwrap().parse().unwrap())
+        })
+        .collect();
+    counters.sort();
+    counters
+}
+
+async fn delete_counters(limit: &Limit) {
+    let client = dynamodb().await;
+    for item in counter_items(limit).await {
+        client
+            .delete_item()
+            .table_name(table())
+            .key("pk", item["pk"].clone())
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
 #[tokio::test]
 async fn a_key_gets_exactly_max_requests_per_window_and_keys_are_independent() {
     let limiter = limiter().await;
-    let name: &'static str = Box::leak(format!("test-{}", uuid::Uuid::new_v4()).into_boxed_str());
-    // A day-long window, so the test never straddles a window boundary.
-    let limit = Limit {
-        name,
-        max: 3,
-        window: Duration::from_secs(86_400),
-    };
+    let limit = day_limit(3);
     for _ in 0..3 {
         limiter.check(&limit, "1.2.3.4").await.unwrap();
     }
@@ -36,4 +102,54 @@ async fn a_key_gets_exactly_max_requests_per_window_and_keys_are_independent() {
         .check(&limit, "5.6.7.8")
         .await
         .expect("another key has its own budget");
+}
+
+#[tokio::test]
+async fn a_used_up_counter_is_refused_without_asking_dynamodb_until_its_window_ends() {
+    let (instance, other_instance) = (limiter().await, limiter().await);
+    let limit = day_limit(2);
+    for _ in 0..2 {
+        instance.check(&limit, "flood").await.unwrap();
+    }
+    assert!(is_refused(instance.check(&limit, "flood").await));
+    assert_eq!(stored_counters(&limit).await, [("flood".to_owned(), 2)]);
+    // With the counter gone DynamoDB would admit again, but the instance does not ask.
+    delete_counters(&limit).await;
+    for _ in 0..3 {
+        assert!(is_refused(instance.check(&limit, "flood").await));
+    }
+    assert_eq!(stored_counters(&limit).await, []);
+    // Another instance knows nothing of it: it counts in DynamoDB.
+    other_instance.check(&limit, "flood").await.unwrap();
+    // And other keys are not affected.
+    instance.check(&limit, "quiet").await.unwrap();
+    assert_eq!(
+        stored_counters(&limit).await,
+        [("flood".to_owned(), 1), ("quiet".to_owned(), 1)]
+    );
+}
+
+#[tokio::test]
+async fn a_leased_limit_counts_ahead_and_never_admits_more_than_max_across_instances() {
+    let (a, b) = (limiter().await, limiter().await);
+    let limit = day_limit(10).leased(4);
+    let key = "agent";
+    // A's first request counts four: the next three cost no write.
+    for _ in 0..4 {
+        a.check(&limit, key).await.unwrap();
+        assert_eq!(stored_counters(&limit).await, [(key.to_owned(), 4)]);
+    }
+    b.check(&limit, key).await.unwrap();
+    assert_eq!(stored_counters(&limit).await, [(key.to_owned(), 8)]);
+    // No room for another lease of four: A counts one at a time, up to the limit.
+    a.check(&limit, key).await.unwrap();
+    assert_eq!(stored_counters(&limit).await, [(key.to_owned(), 9)]);
+    a.check(&limit, key).await.unwrap();
+    assert!(is_refused(a.check(&limit, key).await));
+    // B still hands out the three it leased, then it is refused as well.
+    for _ in 0..3 {
+        b.check(&limit, key).await.unwrap();
+    }
+    assert!(is_refused(b.check(&limit, key).await));
+    assert_eq!(stored_counters(&limit).await, [(key.to_owned(), 10)]);
 }

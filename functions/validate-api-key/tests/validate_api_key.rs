@@ -25,11 +25,7 @@ async fn fixture() -> Fixture {
     let deps = ValidateDeps {
         deps: Deps::new(test.config()).unwrap(),
         limiter: chatpad::testing::rate_limiter().await,
-        per_ip: Limit {
-            name,
-            max: 20,
-            window: std::time::Duration::from_secs(86_400),
-        },
+        per_ip: Limit::new(name, 20, std::time::Duration::from_secs(86_400)),
     };
     let su = test.superuser().await;
     let owner: Uuid = su

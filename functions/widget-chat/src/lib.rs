@@ -102,6 +102,13 @@ pub struct RateLimits {
 }
 
 impl RateLimits {
+    /// The per-agent limit, `max` a minute. Every visitor of the agent shares it, so
+    /// instances count it a second's worth at a time (at most 20; see [`Limit::leased`])
+    /// rather than each request on the same DynamoDB item.
+    pub fn per_agent(name: &'static str, max: u32) -> Limit {
+        Limit::per_minute(name, max).leased((max / 60).clamp(1, 20))
+    }
+
     /// `CHAT_RATE_LIMIT_PER_IP` (default 30 a minute), `CHAT_RATE_LIMIT_PER_VISITOR` (20),
     /// `CHAT_RATE_LIMIT_PER_AGENT` (600).
     pub fn from_env() -> anyhow::Result<Self> {
@@ -122,10 +129,7 @@ impl RateLimits {
                 "chat-visitor",
                 per_minute("CHAT_RATE_LIMIT_PER_VISITOR", 20)?,
             ),
-            per_agent: Limit::per_minute(
-                "chat-agent",
-                per_minute("CHAT_RATE_LIMIT_PER_AGENT", 600)?,
-            ),
+            per_agent: Self::per_agent("chat-agent", per_minute("CHAT_RATE_LIMIT_PER_AGENT", 600)?),
         })
     }
 }

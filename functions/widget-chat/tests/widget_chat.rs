@@ -82,7 +82,7 @@ fn limits(per_visitor: u32) -> RateLimits {
     RateLimits {
         per_ip: Limit::per_minute(name("ip"), 10_000),
         per_visitor: Limit::per_minute(name("visitor"), per_visitor),
-        per_agent: Limit::per_minute(name("agent"), 10_000),
+        per_agent: RateLimits::per_agent(name("agent"), 10_000),
     }
 }
 

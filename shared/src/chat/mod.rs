@@ -25,6 +25,7 @@ pub mod prompt;
 
 use std::time::Instant;
 
+use futures::FutureExt;
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -228,8 +229,8 @@ impl Chat {
     ///
     /// `admission` — the caller's rate limits, round trips to DynamoDB — runs alongside that
     /// work, which happens in one transaction committed only once `admission` lets the
-    /// question in: a refused question stores nothing, and an admitted one does not wait
-    /// for its limits before its own work starts. The embedding (milliseconds of CPU, or a
+    /// question in: a refused question stores nothing (its work stops at the refusal), and an
+    /// admitted one does not wait for its limits before its own work starts. The embedding (milliseconds of CPU, or a
     /// provider round trip) overlaps the writes too.
     pub async fn start(
         &self,
@@ -243,8 +244,10 @@ impl Chat {
         };
         let mut client = self.db.client().await?;
         let tx = db::begin_as(&mut client, &caller).await?;
-        let (admitted, prepared) = tokio::join!(admission, self.prepare(&tx, &caller, &question));
-        admitted?;
+        // A refusal stops the work where it is (dropping it rolls the transaction back); the
+        // work's own errors wait for the limits, so even a bad request counts against them.
+        let work = self.prepare(&tx, &caller, &question).map(Ok);
+        let ((), prepared) = futures::future::try_join(admission, work).await?;
         let (agent, stored, retrieved) = match prepared? {
             Prepared::OverPlanLimit { agent, details } => {
                 // The failed insert aborted the transaction: the log entry needs its own.
