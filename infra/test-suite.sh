@@ -13,17 +13,17 @@ set -a; . "$ROOT/.local/demo.env"; set +a
 # Human takeover and realtime end to end, over real WebSockets through the dev gateway: a
 # visitor chatting, a team member taking over, messages and typing both ways, a dropped
 # connection catching up, the bot resuming, another account's member refused.
-# Before schemathesis, which may disable or delete the demo agent.
 "$ROOT/.venv/bin/python" infra/realtime_check.py e2e
 
 # Property-based tests of the management API from its own OpenAPI document: a fixed seed and a
 # bounded number of examples; no 5xx, and every response must match the documented schema.
 # (Positive mode: cargo lambda's local emulator itself answers 500 to request bodies that are
 # not valid UTF-8, before our function runs; invalid JSON is covered by the Rust tests.)
-# Run from .local so Hypothesis' files do not trigger cargo lambda watch's reloads.
+# Run from .local so Hypothesis' files do not trigger cargo lambda watch's reloads. As an
+# account of its own, emptied by the seed on every run (what it creates stays out of the demo).
 base="http://localhost:${CARGO_LAMBDA_PORT:-9000}/lambda-url/management-api"
 (cd "$ROOT/.local" && "$ROOT/.venv/bin/schemathesis" run "$base/v1/openapi.json" --url "$base" \
-  -H "Authorization: Bearer $DEMO_JWT" --max-examples 10 --seed 42 --workers 1 --mode positive \
+  -H "Authorization: Bearer $PROPERTY_TEST_JWT" --max-examples 10 --seed 42 --workers 1 --mode positive \
   --generation-database none --request-timeout 30 \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance)
 
