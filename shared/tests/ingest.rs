@@ -232,6 +232,85 @@ async fn an_agent_grown_past_the_exact_search_size_is_searched_through_its_own_i
     assert_eq!(refund, 1);
 }
 
+#[tokio::test]
+async fn deleting_sources_brings_the_agents_word_statistics_and_index_back_in_line() {
+    let test = TestDb::new().await;
+    test.superuser()
+        .await
+        .batch_execute(&format!(
+            "ALTER DATABASE {} SET chatpad.exact_search_max_chunks = '2'",
+            test.name
+        ))
+        .await
+        .unwrap();
+    let agent = ingest_documents_and_ask(&test).await;
+    let worker = ingestor(&test).await;
+    let su = test.superuser().await;
+    let refund_df = || async {
+        su.query_opt(
+            "SELECT df FROM agent_term_stats WHERE agent_id = $1 AND lexeme = 'refund'",
+            &[&agent],
+        )
+        .await
+        .unwrap()
+        .map(|row| row.get::<_, i64>(0))
+    };
+    let indexes = || async {
+        su.query_one(
+            "SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'knowledge_chunks_hnsw_%'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get::<_, i64>(0)
+    };
+    assert_eq!((refund_df().await, indexes().await), (Some(1), 1));
+
+    // The one document about refunds goes: its words are no longer counted.
+    su.execute(
+        "DELETE FROM knowledge_sources WHERE agent_id = $1 AND title = 'Refunds'",
+        &[&agent],
+    )
+    .await
+    .unwrap();
+    let jobs = run_jobs(&test, &worker).await;
+    assert_eq!(
+        jobs,
+        [
+            serde_json::json!({"op": "syncSearch", "agentId": agent, "userId": owner_of(&test, agent).await})
+        ]
+    );
+    assert_eq!((refund_df().await, indexes().await), (None, 1));
+
+    // All of them go, in one statement: one sync, and the agent's own index is dropped.
+    su.execute(
+        "DELETE FROM knowledge_sources WHERE agent_id = $1",
+        &[&agent],
+    )
+    .await
+    .unwrap();
+    assert_eq!(run_jobs(&test, &worker).await.len(), 1);
+    assert_eq!(indexes().await, 0);
+    let stats: i64 = su
+        .query_one(
+            "SELECT count(*) FROM agent_term_stats WHERE agent_id = $1",
+            &[&agent],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(stats, 0);
+}
+
+async fn owner_of(test: &TestDb, agent: Uuid) -> Uuid {
+    test.superuser()
+        .await
+        .query_one("SELECT user_id FROM agents WHERE id = $1", &[&agent])
+        .await
+        .unwrap()
+        .get(0)
+}
+
 /// Ingests [`DOCUMENTS`] into a new agent, checks that each question finds its document in
 /// the top three in both retrieval modes, and returns the agent.
 async fn ingest_documents_and_ask(test: &TestDb) -> Uuid {
@@ -500,7 +579,8 @@ async fn a_pdf_and_a_docx_become_chunks_cited_by_page_and_heading() {
         "{pricing:?}"
     );
 
-    // Deleting the PDF source queues its object's deletion; the job removes it from S3.
+    // Deleting the PDF source queues its object's deletion (the job removes it from S3) and a
+    // sync of the agent's search structures.
     let mut client = test.db.client().await.unwrap();
     let tx = chatpad::db::begin_as(&mut client, &Caller::User { user_id: user })
         .await
@@ -510,8 +590,13 @@ async fn a_pdf_and_a_docx_become_chunks_cited_by_page_and_heading() {
         .unwrap();
     tx.commit().await.unwrap();
     assert!(ingestor.files.size(&pdf_key).await.unwrap().is_some());
-    let jobs = run_jobs(&test, &ingestor).await;
-    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    let mut ops: Vec<String> = run_jobs(&test, &ingestor)
+        .await
+        .iter()
+        .map(|job| job["op"].as_str().unwrap().to_owned())
+        .collect();
+    ops.sort();
+    assert_eq!(ops, ["deleteObjects", "syncSearch"]);
     assert_eq!(ingestor.files.size(&pdf_key).await.unwrap(), None);
 }
 

@@ -85,10 +85,13 @@ async fn a_source_is_queued_in_the_same_transaction_or_not_at_all() {
         .unwrap();
     tx.commit().await.unwrap();
     let jobs = outbox(&test).await;
-    assert_eq!(jobs.len(), 3, "{jobs:?}");
+    assert_eq!(jobs.len(), 4, "{jobs:?}");
     assert_eq!(jobs[1]["op"], "ingest");
     assert_eq!(jobs[2]["op"], "deleteObjects");
     assert_eq!(jobs[2]["keys"][0], "sources/x/y/z.pdf");
+    // And the agent's search structures are synced without the source.
+    assert_eq!(jobs[3]["op"], "syncSearch");
+    assert_eq!(jobs[3]["userId"], user.to_string());
 }
 
 #[tokio::test]

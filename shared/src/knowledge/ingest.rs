@@ -57,6 +57,10 @@ pub enum Job {
     },
     /// Delete files of deleted sources (or of uploads never confirmed).
     DeleteObjects { keys: Vec<String> },
+    /// Bring an agent's vector index and word statistics in line with its size, after some of
+    /// its sources were deleted.
+    #[serde(rename_all = "camelCase")]
+    SyncSearch { agent_id: Uuid, user_id: Uuid },
 }
 
 /// A failure of one job.
@@ -130,6 +134,13 @@ impl Ingestor {
                 Ok(()) => Outcome::Done,
                 Err(err) => Outcome::Retry(err),
             },
+            Job::SyncSearch { agent_id, user_id } => {
+                let caller = Caller::User { user_id };
+                match self.sync_search(&caller, agent_id).await {
+                    Ok(()) => Outcome::Done,
+                    Err(err) => Outcome::Retry(anyhow::Error::new(err)),
+                }
+            }
             Job::Ingest {
                 source_id,
                 user_id,
@@ -248,22 +259,23 @@ impl Ingestor {
         // The agent may have grown past the exact-search size: its vector index and word
         // statistics follow. The source is ready whatever happens here: a failed sync is
         // retried after the next source.
-        let synced = async {
-            let tx = db::begin_as(&mut client, caller).await?;
-            let index = search::sync_vector_index(&tx, source.agent_id).await?;
-            let terms = search::sync_term_stats(&tx, source.agent_id).await?;
-            tx.commit().await?;
-            crate::ApiResult::Ok((index, terms))
+        drop(client);
+        if let Err(err) = self.sync_search(caller, source.agent_id).await {
+            tracing::warn!(agent = %source.agent_id, error = %err, "agent search indexes not synced");
         }
-        .await;
-        match synced {
-            Ok(changes) => {
-                tracing::debug!(agent = %source.agent_id, ?changes, "agent search indexes")
-            }
-            Err(err) => {
-                tracing::warn!(agent = %source.agent_id, error = %err, "agent search indexes not synced")
-            }
-        }
+        Ok(())
+    }
+
+    /// Builds or drops the agent's own vector index and refreshes its word statistics to
+    /// match its size (each a no-op when nothing changed enough; an agent gone meanwhile is
+    /// `NotFound`, not an error).
+    async fn sync_search(&self, caller: &Caller, agent: Uuid) -> crate::ApiResult<()> {
+        let mut client = self.db.client().await?;
+        let tx = db::begin_as(&mut client, caller).await?;
+        let index = search::sync_vector_index(&tx, agent).await?;
+        let terms = search::sync_term_stats(&tx, agent).await?;
+        tx.commit().await?;
+        tracing::debug!(%agent, ?index, ?terms, "agent search indexes");
         Ok(())
     }
 
