@@ -192,17 +192,7 @@ async fn the_document_that_answers_a_question_is_in_the_top_three() {
 async fn an_agent_grown_past_the_exact_search_size_is_searched_through_its_own_index_and_word_statistics()
  {
     let test = TestDb::new().await;
-    // Every session of this database sees a threshold of 2 chunks (the four documents make at
-    // least 4), the worker's included.
-    test.superuser()
-        .await
-        .batch_execute(&format!(
-            "ALTER DATABASE {} SET chatpad.exact_search_max_chunks = '2'",
-            test.name
-        ))
-        .await
-        .unwrap();
-    let agent = ingest_documents_and_ask(&test).await;
+    let agent = ingest_documents_into_a_large_agent(&test).await;
     let index: String = test
         .superuser()
         .await
@@ -235,15 +225,7 @@ async fn an_agent_grown_past_the_exact_search_size_is_searched_through_its_own_i
 #[tokio::test]
 async fn deleting_sources_brings_the_agents_word_statistics_and_index_back_in_line() {
     let test = TestDb::new().await;
-    test.superuser()
-        .await
-        .batch_execute(&format!(
-            "ALTER DATABASE {} SET chatpad.exact_search_max_chunks = '2'",
-            test.name
-        ))
-        .await
-        .unwrap();
-    let agent = ingest_documents_and_ask(&test).await;
+    let agent = ingest_documents_into_a_large_agent(&test).await;
     let worker = ingestor(&test).await;
     let su = test.superuser().await;
     let refund_df = || async {
@@ -300,6 +282,21 @@ async fn deleting_sources_brings_the_agents_word_statistics_and_index_back_in_li
         .unwrap()
         .get(0);
     assert_eq!(stats, 0);
+}
+
+/// [`ingest_documents_and_ask`] with an exact-search size of 2 chunks for every session of the
+/// database, the worker's included: the four documents make at least 4, so the agent gets its
+/// own index and word statistics.
+async fn ingest_documents_into_a_large_agent(test: &TestDb) -> Uuid {
+    test.superuser()
+        .await
+        .batch_execute(&format!(
+            "ALTER DATABASE {} SET chatpad.exact_search_max_chunks = '2'",
+            test.name
+        ))
+        .await
+        .unwrap();
+    ingest_documents_and_ask(test).await
 }
 
 async fn owner_of(test: &TestDb, agent: Uuid) -> Uuid {
