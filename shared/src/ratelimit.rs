@@ -67,16 +67,33 @@ struct Known {
     used_up: bool,
 }
 
-/// Entries kept before the ended windows' are swept out.
-const KNOWN_SWEEP_AT: usize = 4096;
+/// What an instance knows, by counter (limit, key and window).
+#[derive(Debug)]
+struct Memory {
+    counters: HashMap<String, Known>,
+    /// The size at which ended windows are swept out next: doubled past what a sweep keeps,
+    /// so that a window with many live counters is not swept on every insert.
+    sweep_at: usize,
+}
+
+/// The smallest [`Memory::sweep_at`].
+const SWEEP_AT_LEAST: usize = 4096;
+
+impl Default for Memory {
+    fn default() -> Self {
+        Memory {
+            counters: HashMap::new(),
+            sweep_at: SWEEP_AT_LEAST,
+        }
+    }
+}
 
 /// Counts requests in the rate-limit table. Clones share what the instance knows.
 #[derive(Debug, Clone)]
 pub struct RateLimiter {
     client: aws_sdk_dynamodb::Client,
     table: String,
-    /// By counter (limit, key and window).
-    known: Arc<Mutex<HashMap<String, Known>>>,
+    known: Arc<Mutex<Memory>>,
 }
 
 impl RateLimiter {
@@ -155,7 +172,7 @@ impl RateLimiter {
             .known
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let entry = known.get_mut(counter)?;
+        let entry = known.counters.get_mut(counter)?;
         if entry.leased > 0 {
             entry.leased -= 1;
             return Some(true);
@@ -168,15 +185,17 @@ impl RateLimiter {
             .known
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if known.len() >= KNOWN_SWEEP_AT {
+        if known.counters.len() >= known.sweep_at {
             let now = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .unwrap_or_default()
                 .as_secs();
-            known.retain(|_, entry| entry.window_end > now);
+            known.counters.retain(|_, entry| entry.window_end > now);
+            known.sweep_at = (2 * known.counters.len()).max(SWEEP_AT_LEAST);
         }
         // Requests running at once may each have learnt something: all of it holds.
         known
+            .counters
             .entry(counter)
             .and_modify(|entry| {
                 entry.leased += learnt.leased;
@@ -223,5 +242,53 @@ impl RateLimiter {
             }
             Err(err) => Err(err),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limiter() -> RateLimiter {
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .build();
+        RateLimiter::new(aws_sdk_dynamodb::Client::from_conf(config), "unused")
+    }
+
+    fn used_up(window_end: u64) -> Known {
+        Known {
+            window_end,
+            leased: 0,
+            used_up: true,
+        }
+    }
+
+    #[test]
+    fn ended_windows_are_swept_out_and_live_ones_do_not_make_every_insert_sweep() {
+        let limiter = limiter();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        for i in 0..SWEEP_AT_LEAST {
+            limiter.remember(format!("ended#{i}"), used_up(now - 1));
+        }
+        limiter.remember("live#0".into(), used_up(now + 60));
+        let counters = |limiter: &RateLimiter| limiter.known.lock().unwrap().counters.len();
+        assert_eq!(
+            counters(&limiter),
+            1,
+            "the ended windows' counters are gone"
+        );
+        assert_eq!(limiter.known_answer("live#0"), Some(false));
+
+        // A window with more live counters than the threshold: one sweep, then the next only
+        // at twice what it kept.
+        for i in 1..=SWEEP_AT_LEAST {
+            limiter.remember(format!("live#{i}"), used_up(now + 60));
+        }
+        assert_eq!(counters(&limiter), SWEEP_AT_LEAST + 1);
+        assert_eq!(limiter.known.lock().unwrap().sweep_at, 2 * SWEEP_AT_LEAST);
     }
 }

@@ -230,8 +230,8 @@ impl Chat {
     /// `admission` — the caller's rate limits, round trips to DynamoDB — runs alongside that
     /// work, which happens in one transaction committed only once `admission` lets the
     /// question in: a refused question stores nothing (its work stops at the refusal), and an
-    /// admitted one does not wait for its limits before its own work starts. The embedding (milliseconds of CPU, or a
-    /// provider round trip) overlaps the writes too.
+    /// admitted one does not wait for its limits before its own work starts. The embedding
+    /// (milliseconds of CPU, or a provider round trip) overlaps the writes too.
     pub async fn start(
         &self,
         question: Question,
