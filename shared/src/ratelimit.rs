@@ -117,10 +117,7 @@ impl RateLimiter {
 
     /// Counts one request for `key` under `limit`; a 429 with `Retry-After` once it is exceeded.
     pub async fn check(&self, limit: &Limit, key: &str) -> ApiResult<()> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs();
+        let now = unix_now();
         let window = limit.window.as_secs().max(1);
         let window_start = now - now % window;
         let window_end = window_start + window;
@@ -135,12 +132,11 @@ impl RateLimiter {
         }
 
         // A whole lease while the budget has room for one, then one request at a time.
-        let lease = limit.lease.clamp(1, limit.max.max(1));
-        let mut counted = self.count(&counter, lease, limit.max, window_end).await;
-        let mut taken = lease;
-        if lease > 1 && matches!(counted, Ok(false)) {
-            counted = self.count(&counter, 1, limit.max, window_end).await;
+        let mut taken = limit.lease.clamp(1, limit.max.max(1));
+        let mut counted = self.count(&counter, taken, limit.max, window_end).await;
+        if taken > 1 && matches!(counted, Ok(false)) {
             taken = 1;
+            counted = self.count(&counter, taken, limit.max, window_end).await;
         }
         let known = |leased, used_up| Known {
             window_end,
@@ -186,10 +182,7 @@ impl RateLimiter {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         if known.counters.len() >= known.sweep_at {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_secs();
+            let now = unix_now();
             known.counters.retain(|_, entry| entry.window_end > now);
             known.sweep_at = (2 * known.counters.len()).max(SWEEP_AT_LEAST);
         }
@@ -245,6 +238,13 @@ impl RateLimiter {
     }
 }
 
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,10 +267,7 @@ mod tests {
     #[test]
     fn ended_windows_are_swept_out_and_live_ones_do_not_make_every_insert_sweep() {
         let limiter = limiter();
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
+        let now = unix_now();
         for i in 0..SWEEP_AT_LEAST {
             limiter.remember(format!("ended#{i}"), used_up(now - 1));
         }

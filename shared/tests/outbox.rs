@@ -95,6 +95,27 @@ async fn a_source_is_queued_in_the_same_transaction_or_not_at_all() {
 }
 
 #[tokio::test]
+async fn an_agent_deleted_with_its_sources_queues_no_search_sync() {
+    let test = TestDb::new().await;
+    let (user, agent) = owner_with_agent(&test).await;
+    let mut client = test.db.client().await.unwrap();
+    let tx = chatpad::db::begin_as(&mut client, &Caller::User { user_id: user })
+        .await
+        .unwrap();
+    tx.query_one(ADD_TEXT, &[&agent]).await.unwrap();
+    tx.execute("DELETE FROM agents WHERE id = $1", &[&agent])
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let ops: Vec<Value> = outbox(&test)
+        .await
+        .iter()
+        .map(|j| j["op"].clone())
+        .collect();
+    assert_eq!(ops, ["ingest"], "the source's own ingest job only");
+}
+
+#[tokio::test]
 async fn only_the_service_role_leases_jobs_and_tenants_cannot_read_them() {
     let test = TestDb::new().await;
     let (user, agent) = owner_with_agent(&test).await;

@@ -135,8 +135,11 @@ impl Ingestor {
                 Err(err) => Outcome::Retry(err),
             },
             Job::SyncSearch { agent_id, user_id } => {
-                let caller = Caller::User { user_id };
-                match self.sync_search(&caller, agent_id).await {
+                let synced = async {
+                    let mut client = self.db.client().await?;
+                    sync_search(&mut client, &Caller::User { user_id }, agent_id).await
+                };
+                match synced.await {
                     Ok(()) => Outcome::Done,
                     Err(err) => Outcome::Retry(anyhow::Error::new(err)),
                 }
@@ -259,23 +262,9 @@ impl Ingestor {
         // The agent may have grown past the exact-search size: its vector index and word
         // statistics follow. The source is ready whatever happens here: a failed sync is
         // retried after the next source.
-        drop(client);
-        if let Err(err) = self.sync_search(caller, source.agent_id).await {
+        if let Err(err) = sync_search(&mut client, caller, source.agent_id).await {
             tracing::warn!(agent = %source.agent_id, error = %err, "agent search indexes not synced");
         }
-        Ok(())
-    }
-
-    /// Builds or drops the agent's own vector index and refreshes its word statistics to
-    /// match its size (each a no-op when nothing changed enough; an agent gone meanwhile is
-    /// `NotFound`, not an error).
-    async fn sync_search(&self, caller: &Caller, agent: Uuid) -> crate::ApiResult<()> {
-        let mut client = self.db.client().await?;
-        let tx = db::begin_as(&mut client, caller).await?;
-        let index = search::sync_vector_index(&tx, agent).await?;
-        let terms = search::sync_term_stats(&tx, agent).await?;
-        tx.commit().await?;
-        tracing::debug!(%agent, ?index, ?terms, "agent search indexes");
         Ok(())
     }
 
@@ -701,5 +690,21 @@ async fn finish(
         &[&source_id, &(items as i32), &warning],
     )
     .await?;
+    Ok(())
+}
+
+/// Builds or drops the agent's own vector index and refreshes its word statistics to match
+/// its size (each a no-op when nothing changed enough; an agent gone meanwhile is `NotFound`,
+/// not an error).
+async fn sync_search(
+    client: &mut db::Client,
+    caller: &Caller,
+    agent: Uuid,
+) -> crate::ApiResult<()> {
+    let tx = db::begin_as(client, caller).await?;
+    let index = search::sync_vector_index(&tx, agent).await?;
+    let terms = search::sync_term_stats(&tx, agent).await?;
+    tx.commit().await?;
+    tracing::debug!(%agent, ?index, ?terms, "agent search indexes");
     Ok(())
 }
