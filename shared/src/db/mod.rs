@@ -17,8 +17,10 @@ pub use migrate::{
 };
 
 use std::str::FromStr;
+use std::time::Duration;
 
 use anyhow::Context;
+use deadpool_postgres::{Hook, HookError, Metrics};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use secrecy::ExposeSecret;
 use tokio_postgres::error::SqlState;
@@ -43,22 +45,56 @@ impl std::fmt::Debug for Database {
     }
 }
 
+/// A pooled connection idle this long gets a round trip before it is handed out again: a
+/// Lambda environment thawed after minutes, or a NAT, may hold connections the server has long
+/// closed. One handed out moments ago needs no check — a busy function takes two or three per
+/// request, and each check is a round trip on the request's path.
+pub const VERIFY_AFTER_IDLE: Duration = Duration::from_secs(10);
+
+/// How long that check may take: a connection whose peer vanished without closing it would
+/// otherwise hold the request until TCP gives up. It is dropped, and a new one opened.
+const VERIFY_TIMEOUT: Duration = Duration::from_secs(2);
+
 impl Database {
     /// Builds the pool without connecting. `max_size` is small in Lambda: one request at a time.
     pub fn connect_lazy(url: &secrecy::SecretString, max_size: usize) -> anyhow::Result<Self> {
+        Self::connect_lazy_verifying(url, max_size, VERIFY_AFTER_IDLE)
+    }
+
+    /// [`Self::connect_lazy`], checking connections idle for `verify_after_idle` (tests shorten
+    /// [`VERIFY_AFTER_IDLE`]).
+    pub fn connect_lazy_verifying(
+        url: &secrecy::SecretString,
+        max_size: usize,
+        verify_after_idle: Duration,
+    ) -> anyhow::Result<Self> {
         let pg_config = tokio_postgres::Config::from_str(url.expose_secret())
             .context("parsing DATABASE_URL")?;
-        // `Verified` runs a trivial query before handing out a pooled connection: a Lambda
-        // environment thawed after minutes may hold connections the server already closed.
+        // `Fast` only looks at whether the connection is closed; the hook adds the round trip
+        // for connections idle long enough to be stale.
         let manager = Manager::from_config(
             pg_config,
             tls_connector(),
             ManagerConfig {
-                recycling_method: RecyclingMethod::Verified,
+                recycling_method: RecyclingMethod::Fast,
             },
         );
+        let verify = Hook::async_fn(move |client, metrics: &Metrics| {
+            let stale = metrics.last_used() >= verify_after_idle;
+            Box::pin(async move {
+                if !stale {
+                    return Ok(());
+                }
+                match tokio::time::timeout(VERIFY_TIMEOUT, client.simple_query("")).await {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err(err)) => Err(HookError::Backend(err)),
+                    Err(_) => Err(HookError::message("no answer to the idle connection check")),
+                }
+            })
+        });
         let pool = Pool::builder(manager)
             .max_size(max_size)
+            .pre_recycle(verify)
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .create_timeout(Some(std::time::Duration::from_secs(5)))
             .wait_timeout(Some(std::time::Duration::from_secs(10)))
