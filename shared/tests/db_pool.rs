@@ -117,16 +117,21 @@ async fn select_one(db: &Database) -> i32 {
     client.query_one("SELECT 1", &[]).await.unwrap().get(0)
 }
 
-fn pool(proxy: &Proxy) -> Database {
-    Database::connect_lazy_verifying(&SecretString::from(proxy.url.clone()), 1, IDLE).unwrap()
+/// A test database, the proxy in front of it, and a one-connection pool through the proxy
+/// whose connection has been used once.
+async fn pooled_through_proxy() -> (TestDb, Proxy, Database) {
+    let test = TestDb::new().await;
+    let proxy = Proxy::start(&test.app_url).await;
+    let db =
+        Database::connect_lazy_verifying(&SecretString::from(proxy.url.clone()), 1, IDLE).unwrap();
+    assert_eq!(select_one(&db).await, 1);
+    assert_eq!(proxy.accepted(), 1);
+    (test, proxy, db)
 }
 
 #[tokio::test]
 async fn only_a_connection_idle_for_a_while_is_checked_before_use() {
-    let test = TestDb::new().await;
-    let proxy = Proxy::start(&test.app_url).await;
-    let db = pool(&proxy);
-    assert_eq!(select_one(&db).await, 1);
+    let (_test, proxy, db) = pooled_through_proxy().await;
 
     // Handed out again at once: no round trip before the caller's own statements.
     let before = proxy.sent();
@@ -146,11 +151,7 @@ async fn only_a_connection_idle_for_a_while_is_checked_before_use() {
 
 #[tokio::test]
 async fn an_idle_connection_gone_silent_is_replaced_not_waited_on() {
-    let test = TestDb::new().await;
-    let proxy = Proxy::start(&test.app_url).await;
-    let db = pool(&proxy);
-    assert_eq!(select_one(&db).await, 1);
-    assert_eq!(proxy.accepted(), 1);
+    let (_test, proxy, db) = pooled_through_proxy().await;
 
     proxy.silence_open_connections();
     tokio::time::sleep(IDLE + Duration::from_millis(300)).await;
