@@ -164,10 +164,7 @@ impl RateLimiter {
     /// Admitted from a lease (`true`), refused because the counter is used up (`false`), or
     /// not known here (`None`: DynamoDB decides).
     fn known_answer(&self, counter: &str) -> Option<bool> {
-        let mut known = self
-            .known
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut known = self.memory();
         let entry = known.counters.get_mut(counter)?;
         if entry.leased > 0 {
             entry.leased -= 1;
@@ -176,11 +173,15 @@ impl RateLimiter {
         entry.used_up.then_some(false)
     }
 
-    fn remember(&self, counter: String, learnt: Known) {
-        let mut known = self
-            .known
+    /// The instance's memory; a panic while it was held left nothing half-written in it.
+    fn memory(&self) -> std::sync::MutexGuard<'_, Memory> {
+        self.known
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn remember(&self, counter: String, learnt: Known) {
+        let mut known = self.memory();
         if known.counters.len() >= known.sweep_at {
             let now = unix_now();
             known.counters.retain(|_, entry| entry.window_end > now);
@@ -272,7 +273,7 @@ mod tests {
             limiter.remember(format!("ended#{i}"), used_up(now - 1));
         }
         limiter.remember("live#0".into(), used_up(now + 60));
-        let counters = |limiter: &RateLimiter| limiter.known.lock().unwrap().counters.len();
+        let counters = |limiter: &RateLimiter| limiter.memory().counters.len();
         assert_eq!(
             counters(&limiter),
             1,
@@ -286,6 +287,6 @@ mod tests {
             limiter.remember(format!("live#{i}"), used_up(now + 60));
         }
         assert_eq!(counters(&limiter), SWEEP_AT_LEAST + 1);
-        assert_eq!(limiter.known.lock().unwrap().sweep_at, 2 * SWEEP_AT_LEAST);
+        assert_eq!(limiter.memory().sweep_at, 2 * SWEEP_AT_LEAST);
     }
 }
