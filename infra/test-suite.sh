@@ -22,10 +22,16 @@ set -a; . "$ROOT/.local/demo.env"; set +a
 # Run from .local so Hypothesis' files do not trigger cargo lambda watch's reloads. As an
 # account of its own, emptied by the seed on every run (what it creates stays out of the demo).
 base="http://localhost:${CARGO_LAMBDA_PORT:-9000}/lambda-url/management-api"
-(cd "$ROOT/.local" && "$ROOT/.venv/bin/schemathesis" run "$base/v1/openapi.json" --url "$base" \
+# On a failure, what the emulator saw too (CI keeps only the output's tail).
+if ! (cd "$ROOT/.local" && "$ROOT/.venv/bin/schemathesis" run "$base/v1/openapi.json" --url "$base" \
   -H "Authorization: Bearer $PROPERTY_TEST_JWT" --max-examples 10 --seed 42 --workers 1 --mode positive \
   --generation-database none --request-timeout 30 \
-  --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance)
+  --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance); then
+  echo "test-suite: function instances started by cargo lambda watch, and its warnings (.local/watch.log):" >&2
+  grep -v '"level":"INFO"' "$ROOT/.local/watch.log" \
+    | grep -i -e error -e warn -e panic -e 'starting lambda function' | cut -c1-200 | tail -n 25 >&2 || true
+  exit 1
+fi
 
 # The widget in a real browser (Debian's Chromium + playwright-core) on a loopback host page
 # embedding the real script tag. A failure is reported after the Rust tests have run too.
