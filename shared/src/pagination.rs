@@ -15,6 +15,19 @@ pub const DEFAULT_LIMIT: i64 = 20;
 /// The largest page a caller may ask for.
 pub const MAX_LIMIT: i64 = 100;
 
+/// The paging parameters of every listing, for the OpenAPI document (handlers read them with
+/// [`limit`] and [`Cursor::decode`]).
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageParams {
+    /// `nextCursor` of the previous page
+    #[param(pattern = "^[A-Za-z0-9_-]+$")]
+    pub cursor: Option<String>,
+    /// Page size (default 20)
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<i64>,
+}
+
 /// A page of results and the cursor of the next one.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]

@@ -43,11 +43,23 @@ pub struct CreatedApiKey {
 pub struct NewApiKey {
     #[schema(min_length = 1, max_length = 120, pattern = "\\S")]
     pub name: String,
-    /// Any of `chat:write`, `leads:read`, `leads:write`, `knowledge:read`, `knowledge:write`,
-    /// `agents:read`, `agents:write`, `admin`.
-    #[schema(min_items = 1)]
+    #[schema(schema_with = scopes_schema)]
     pub scopes: Vec<String>,
     pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// `scopes` in the OpenAPI document: at least one of [`SCOPES`], the list the API checks.
+fn scopes_schema() -> utoipa::openapi::Array {
+    use utoipa::openapi::{ArrayBuilder, ObjectBuilder, schema::Type};
+    ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(SCOPES.iter().copied())),
+        )
+        .min_items(Some(1))
+        .description(Some("What the key may do"))
+        .build()
 }
 
 fn from_row(row: &Row) -> ApiKeyInfo {

@@ -133,7 +133,9 @@ pub struct UploadRequest {
     /// The file's name, shown as the source's title unless one is given.
     #[schema(min_length = 1, max_length = 255, example = "handbook.pdf")]
     pub file_name: String,
-    /// The exact size in bytes; the upload URL accepts only this length.
+    /// The exact size in bytes; the upload URL accepts only this length. At most the
+    /// deployment's `KNOWLEDGE_MAX_FILE_BYTES` (default 50 MiB).
+    #[schema(minimum = 1)]
     pub byte_size: i64,
     /// `pdf`, `docx`, `csv`, `txt`, `markdown` or `html`; taken from the name's extension
     /// when absent. The stored bytes must match it.

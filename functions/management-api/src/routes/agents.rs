@@ -14,8 +14,7 @@ use crate::context::Ctx;
         ("status" = Option<AgentStatus>, Query, description = "Only agents with this status"),
         ("q" = Option<String>, Query, description = "Case-insensitive substring of the name"),
         ("sort" = Option<String>, Query, description = "created_at, updated_at or name; prefix - for descending (default -created_at)"),
-        ("cursor" = Option<String>, Query, description = "nextCursor of the previous page"),
-        ("limit" = Option<i64>, Query, description = "1 to 100 (default 20)"),
+        chatpad::pagination::PageParams,
     ),
     responses((status = 200, description = "A page of agents", body = Page<Agent>)))]
 pub async fn list_agents(ctx: &Ctx<'_>) -> ApiResult<Response<Body>> {

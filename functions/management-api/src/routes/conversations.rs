@@ -54,8 +54,7 @@ fn person(ctx: &Ctx<'_>) -> ApiResult<Uuid> {
 
 #[utoipa::path(get, path = "/v1/conversations/attention", tag = "conversations", security(("bearer" = [])),
     params(
-        ("cursor" = Option<String>, Query, description = "nextCursor of the previous page"),
-        ("limit" = Option<i64>, Query, description = "1 to 100 (default 20)"),
+        chatpad::pagination::PageParams,
     ),
     responses((status = 200, description = "Open conversations where the visitor asked for a person or the bot had no answer, most recent activity first", body = Page<InboxConversation>)))]
 pub async fn list_attention(ctx: &Ctx<'_>) -> ApiResult<Response<Body>> {

@@ -14,8 +14,7 @@ use crate::context::Ctx;
         ("agentId" = uuid::Uuid, Path, description = "Agent id"),
         ("published" = Option<bool>, Query, description = "Only published (true) or drafts (false)"),
         ("q" = Option<String>, Query, description = "Full-text search in title and body"),
-        ("cursor" = Option<String>, Query, description = "nextCursor of the previous page"),
-        ("limit" = Option<i64>, Query, description = "1 to 100 (default 20)"),
+        chatpad::pagination::PageParams,
     ),
     responses((status = 200, description = "A page of articles in display order", body = Page<HelpArticle>)))]
 pub async fn list_help_articles(ctx: &Ctx<'_>) -> ApiResult<Response<Body>> {

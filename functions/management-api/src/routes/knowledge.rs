@@ -15,8 +15,7 @@ use crate::context::Ctx;
     params(
         ("agentId" = uuid::Uuid, Path, description = "Agent id"),
         ("status" = Option<String>, Query, description = "Only sources in this status: pending, processing, ready or error"),
-        ("cursor" = Option<String>, Query, description = "nextCursor of the previous page"),
-        ("limit" = Option<i64>, Query, description = "1 to 100 (default 20)"),
+        chatpad::pagination::PageParams,
     ),
     responses((status = 200, description = "A page of sources, newest first", body = Page<Source>)))]
 pub async fn list_sources(ctx: &Ctx<'_>) -> ApiResult<Response<Body>> {
@@ -108,8 +107,7 @@ pub async fn delete_source(ctx: &Ctx<'_>) -> ApiResult<Response<Body>> {
 #[utoipa::path(get, path = "/v1/knowledge/{sourceId}/chunks", tag = "knowledge", security(("bearer" = [])),
     params(
         ("sourceId" = uuid::Uuid, Path, description = "Knowledge source id"),
-        ("cursor" = Option<String>, Query, description = "nextCursor of the previous page"),
-        ("limit" = Option<i64>, Query, description = "1 to 100 (default 20)"),
+        chatpad::pagination::PageParams,
     ),
     responses((status = 200, description = "A page of the source's chunks in document order", body = Page<ChunkView>)))]
 pub async fn list_chunks(ctx: &Ctx<'_>) -> ApiResult<Response<Body>> {

@@ -23,8 +23,7 @@ pub struct GapChange {
     params(
         ("agentId" = uuid::Uuid, Path, description = "Agent id"),
         ("resolved" = Option<bool>, Query, description = "Resolved gaps (true) or open ones (false, the default)"),
-        ("cursor" = Option<String>, Query, description = "nextCursor of the previous page"),
-        ("limit" = Option<i64>, Query, description = "1 to 100 (default 20)"),
+        chatpad::pagination::PageParams,
     ),
     responses((status = 200, description = "Questions the agent had no good knowledge for, newest first", body = Page<KnowledgeGap>)))]
 pub async fn list_knowledge_gaps(ctx: &Ctx<'_>) -> ApiResult<Response<Body>> {

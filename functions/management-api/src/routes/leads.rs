@@ -27,8 +27,7 @@ fn filters<'a>(ctx: &'a Ctx<'_>) -> ApiResult<LeadQuery<'a>> {
         ("status" = Option<String>, Query, description = "Only leads in this status: new, contacted, qualified, converted or lost"),
         ("since" = Option<DateTime<Utc>>, Query, description = "Created at or after (RFC 3339)"),
         ("until" = Option<DateTime<Utc>>, Query, description = "Created before (RFC 3339)"),
-        ("cursor" = Option<String>, Query, description = "nextCursor of the previous page"),
-        ("limit" = Option<i64>, Query, description = "1 to 100 (default 20)"),
+        chatpad::pagination::PageParams,
     ),
     responses((status = 200, description = "A page of leads, newest first", body = Page<Lead>)))]
 pub async fn list_leads(ctx: &Ctx<'_>) -> ApiResult<Response<Body>> {

@@ -14,8 +14,7 @@ use crate::context::Ctx;
         ("actor" = Option<uuid::Uuid>, Query, description = "The user who acted"),
         ("since" = Option<chrono::DateTime<chrono::Utc>>, Query, description = "From this time (RFC 3339), inclusive"),
         ("until" = Option<chrono::DateTime<chrono::Utc>>, Query, description = "Until this time (RFC 3339), exclusive"),
-        ("cursor" = Option<String>, Query, description = "nextCursor of the previous page"),
-        ("limit" = Option<i64>, Query, description = "1 to 100 (default 20)"),
+        chatpad::pagination::PageParams,
     ),
     responses((status = 200, description = "A page of entries, newest first", body = Page<SecurityLogEntry>)))]
 pub async fn list_security_logs(ctx: &Ctx<'_>) -> ApiResult<Response<Body>> {

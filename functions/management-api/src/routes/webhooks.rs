@@ -19,8 +19,7 @@ async fn require_admin(ctx: &Ctx<'_>) -> ApiResult<()> {
 
 #[utoipa::path(get, path = "/v1/webhooks", tag = "webhooks", security(("bearer" = [])),
     params(
-        ("cursor" = Option<String>, Query, description = "nextCursor of the previous page"),
-        ("limit" = Option<i64>, Query, description = "1 to 100 (default 20)"),
+        chatpad::pagination::PageParams,
     ),
     responses((status = 200, description = "A page of the account's endpoints, newest first", body = Page<Webhook>)))]
 pub async fn list_webhooks(ctx: &Ctx<'_>) -> ApiResult<Response<Body>> {
@@ -105,8 +104,7 @@ pub async fn rotate_webhook_secret(ctx: &Ctx<'_>) -> ApiResult<Response<Body>> {
     params(
         ("webhookId" = uuid::Uuid, Path, description = "Webhook endpoint id"),
         ("status" = Option<String>, Query, description = "Only deliveries in this status: pending, retrying, succeeded or failed"),
-        ("cursor" = Option<String>, Query, description = "nextCursor of the previous page"),
-        ("limit" = Option<i64>, Query, description = "1 to 100 (default 20)"),
+        chatpad::pagination::PageParams,
     ),
     responses((status = 200, description = "A page of the endpoint's deliveries, newest first", body = Page<Delivery>)))]
 pub async fn list_webhook_deliveries(ctx: &Ctx<'_>) -> ApiResult<Response<Body>> {
