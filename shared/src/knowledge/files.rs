@@ -137,8 +137,9 @@ pub struct UploadRequest {
     /// deployment's `KNOWLEDGE_MAX_FILE_BYTES` (default 50 MiB).
     #[schema(minimum = 1)]
     pub byte_size: i64,
-    /// `pdf`, `docx`, `csv`, `txt`, `markdown` or `html`; taken from the name's extension
-    /// when absent. The stored bytes must match it.
+    /// Taken from the name's extension when absent. The stored bytes must match it.
+    // Read as text, so an unknown type gets an error that lists the known ones.
+    #[schema(value_type = Option<crate::knowledge::extract::FileKind>)]
     pub file_type: Option<String>,
 }
 

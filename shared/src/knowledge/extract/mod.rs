@@ -33,8 +33,9 @@ pub use sniff::sniff;
 
 /// The file types a knowledge source can be extracted from (`knowledge_sources.type` of the
 /// uploaded kinds).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[schema(description = "A file type knowledge can be extracted from")]
 pub enum FileKind {
     Pdf,
     Docx,
