@@ -21,9 +21,11 @@ set -a; . "$ROOT/.local/demo.env"; set +a
 # not valid UTF-8, before our function runs; invalid JSON is covered by the Rust tests.)
 # Run from .local so Hypothesis' files do not trigger cargo lambda watch's reloads. As an
 # account of its own, emptied by the seed on every run (what it creates stays out of the demo).
+# The document is read from the committed copy (the Rust tests check that the served one is
+# identical): the emulator occasionally never answers a 266 KB response (1 in ~400 under load).
 base="http://localhost:${CARGO_LAMBDA_PORT:-9000}/lambda-url/management-api"
 # On a failure, what the emulator saw too (CI keeps only the output's tail).
-if ! (cd "$ROOT/.local" && "$ROOT/.venv/bin/schemathesis" run "$base/v1/openapi.json" --url "$base" \
+if ! (cd "$ROOT/.local" && "$ROOT/.venv/bin/schemathesis" run "$ROOT/functions/management-api/openapi.json" --url "$base" \
   -H "Authorization: Bearer $PROPERTY_TEST_JWT" --max-examples 10 --seed 42 --workers 1 --mode positive \
   --generation-database none --request-timeout 30 \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance); then
