@@ -172,6 +172,34 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_documented_page_parameters_are_the_ones_enforced() {
+        use utoipa::IntoParams;
+        let params = serde_json::to_value(PageParams::into_params(|| None)).unwrap();
+        let limit = &params[1];
+        assert_eq!(limit["name"], "limit");
+        assert_eq!(limit["schema"]["minimum"], 1);
+        assert_eq!(limit["schema"]["maximum"], MAX_LIMIT);
+        assert!(
+            limit["description"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("default {DEFAULT_LIMIT}"))
+        );
+        // The documented alphabet is base64url's, which `Cursor::encode` writes.
+        assert_eq!(params[0]["schema"]["pattern"], "^[A-Za-z0-9_-]+$");
+        let issued = Cursor {
+            value: Value::String("2026-11-25T00:00:00Z".into()),
+            id: Uuid::new_v4(),
+        }
+        .encode();
+        assert!(
+            issued
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        );
+    }
+
+    #[test]
     fn cursors_round_trip_and_tampering_is_a_client_error() {
         let cursor = Cursor {
             value: Value::String("2026-11-25T00:00:00Z".into()),
