@@ -53,12 +53,11 @@ impl Proxy {
                 let server = TcpStream::connect(&target).await.unwrap();
                 let (from_client, to_client) = client.into_split();
                 let (from_server, to_server) = server.into_split();
-                let silent = Arc::clone(&silent_below);
                 tokio::spawn(pump(
                     from_client,
                     to_server,
                     number,
-                    silent,
+                    Arc::clone(&silent_below),
                     Some(Arc::clone(&sent)),
                 ));
                 tokio::spawn(pump(

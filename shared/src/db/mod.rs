@@ -20,8 +20,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context;
-use deadpool_postgres::{Hook, HookError, Metrics};
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use deadpool_postgres::{Hook, HookError, Manager, ManagerConfig, Metrics, Pool, RecyclingMethod};
 use secrecy::ExposeSecret;
 use tokio_postgres::error::SqlState;
 
@@ -45,8 +44,9 @@ impl std::fmt::Debug for Database {
     }
 }
 
-/// A pooled connection idle this long gets a round trip before it is handed out again: a
-/// Lambda environment thawed after minutes, or a NAT, may hold connections the server has long
+/// A pooled connection last handed out this long ago (deadpool's `last_used`, counted from the
+/// checkout, so it was idle at most this long) gets a round trip before it is handed out again:
+/// a Lambda environment thawed after minutes, or a NAT, may hold connections the server has long
 /// closed. One handed out moments ago needs no check — a busy function takes two or three per
 /// request, and each check is a round trip on the request's path.
 pub const VERIFY_AFTER_IDLE: Duration = Duration::from_secs(10);
@@ -96,8 +96,8 @@ impl Database {
             .max_size(max_size)
             .pre_recycle(verify)
             .runtime(deadpool_postgres::Runtime::Tokio1)
-            .create_timeout(Some(std::time::Duration::from_secs(5)))
-            .wait_timeout(Some(std::time::Duration::from_secs(10)))
+            .create_timeout(Some(Duration::from_secs(5)))
+            .wait_timeout(Some(Duration::from_secs(10)))
             .build()
             .context("building the database pool")?;
         Ok(Database { pool })
@@ -114,7 +114,7 @@ impl Database {
     /// timeout.
     pub async fn spare_client(&self) -> Result<Option<Client>, ApiError> {
         let now = deadpool_postgres::Timeouts {
-            wait: Some(std::time::Duration::ZERO),
+            wait: Some(Duration::ZERO),
             ..self.pool.timeouts()
         };
         match self.pool.timeout_get(&now).await {
