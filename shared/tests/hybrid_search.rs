@@ -3,8 +3,8 @@
 
 use chatpad::auth::Caller;
 use chatpad::knowledge::search::{
-    Hit, RetrievalMode, TermStatsChange, VectorIndexChange, rank_by_words, search, search_ranked,
-    sync_term_stats, sync_vector_index,
+    Hit, RetrievalMode, TermStatsChange, VectorIndexChange, fuse, rank_by_meaning, rank_by_words,
+    search, sync_term_stats, sync_vector_index,
 };
 use chatpad::testing::TestDb;
 use pgvector::Vector;
@@ -221,12 +221,14 @@ async fn ranking_the_words_first_then_fusing_gives_the_hybrid_hits() {
             let at_once = search(&tx, agent, &vector(*axis), text, *mode, *threshold, *count)
                 .await
                 .unwrap();
-            let ranking = rank_by_words(&tx, agent, text, *count).await.unwrap();
-            let in_two_steps =
-                search_ranked(&tx, agent, &vector(*axis), &ranking, *threshold, *count)
-                    .await
-                    .unwrap();
-            assert_eq!(in_two_steps, at_once, "large {large}, {text:?}");
+            let by_words = rank_by_words(&tx, agent, text, *count).await.unwrap();
+            let by_meaning = rank_by_meaning(&tx, agent, &vector(*axis), *threshold, *count)
+                .await
+                .unwrap();
+            let in_steps = fuse(&tx, agent, &vector(*axis), &by_meaning, &by_words, *count)
+                .await
+                .unwrap();
+            assert_eq!(in_steps, at_once, "large {large}, {text:?}");
             assert!(
                 !at_once.is_empty() || text.starts_with("the of"),
                 "{text:?}"
@@ -237,7 +239,7 @@ async fn ranking_the_words_first_then_fusing_gives_the_hybrid_hits() {
 }
 
 #[tokio::test]
-async fn a_word_ranking_cannot_bring_in_another_agents_chunks() {
+async fn rankings_cannot_bring_in_another_agents_chunks() {
     let test = TestDb::new().await;
     // Two agents of one owner: row-level security alone would let the other's chunks through.
     let owner = test.user(Some("advanced")).await;
@@ -255,7 +257,12 @@ async fn a_word_ranking_cannot_bring_in_another_agents_chunks() {
         PLAN_CHUNKS.len(),
         "the other agent's words match"
     );
-    let hits = search_ranked(&tx, agent, &vector(0), &others, 0.99, 5)
+    let by_meaning = rank_by_meaning(&tx, agent, &vector(0), 0.99, 5)
+        .await
+        .unwrap();
+    // Put first in both rankings.
+    let vector_ranking: Vec<Uuid> = others.iter().chain(&by_meaning).copied().collect();
+    let hits = fuse(&tx, agent, &vector(0), &vector_ranking, &others, 5)
         .await
         .unwrap();
     let foreign: Vec<&Hit> = hits

@@ -33,7 +33,7 @@ use chatpad::chat::attachments::AttachmentStore;
 use chatpad::chat::{Chat, ChatLimits};
 use chatpad::embeddings::{Embedder, LocalMiniLm};
 use chatpad::knowledge::search::{
-    RetrievalMode, rank_by_words, search, search_ranked, sync_term_stats, sync_vector_index,
+    RetrievalMode, fuse, rank_by_meaning, rank_by_words, search, sync_term_stats, sync_vector_index,
 };
 use chatpad::llm::openai::OpenAiChat;
 use chatpad::llm::{Endpoint, Providers};
@@ -314,9 +314,11 @@ async fn main() -> anyhow::Result<()> {
         }
         summary(&format!("  stage: {mode:?} search as the visitor"), millis);
     }
-    // widget-chat's hybrid search in its two steps: the words ranked beside the embedding,
-    // then the vector ranking and the fusion once the embedding is there.
-    let (mut ranking_millis, mut fusion_millis) = (Vec::new(), Vec::new());
+    // widget-chat's hybrid search in its steps: the words ranked beside the embedding, the
+    // vector ranking once the embedding is there, the fusion once both are (one after the
+    // other here, each alone).
+    let (mut words_millis, mut meaning_millis, mut fusion_millis) =
+        (Vec::new(), Vec::new(), Vec::new());
     for (i, embedding) in embeddings.iter().enumerate() {
         let mut client = test.db.client().await.map_err(failed)?;
         let tx = chatpad::db::begin_as(&mut client, &caller)
@@ -324,22 +326,25 @@ async fn main() -> anyhow::Result<()> {
             .map_err(failed)?;
         let question = &questions[i % questions.len()];
         let t0 = Instant::now();
-        let ranking = rank_by_words(&tx, agent, question, 5)
+        let by_words = rank_by_words(&tx, agent, question, 5)
             .await
             .map_err(failed)?;
         let t1 = Instant::now();
-        search_ranked(&tx, agent, embedding, &ranking, 0.3, 5)
+        let by_meaning = rank_by_meaning(&tx, agent, embedding, 0.3, 5)
             .await
             .map_err(failed)?;
-        fusion_millis.push(t1.elapsed().as_secs_f64() * 1e3);
-        ranking_millis.push((t1 - t0).as_secs_f64() * 1e3);
+        let t2 = Instant::now();
+        fuse(&tx, agent, embedding, &by_meaning, &by_words, 5)
+            .await
+            .map_err(failed)?;
+        fusion_millis.push(t2.elapsed().as_secs_f64() * 1e3);
+        meaning_millis.push((t2 - t1).as_secs_f64() * 1e3);
+        words_millis.push((t1 - t0).as_secs_f64() * 1e3);
         tx.commit().await?;
     }
-    summary("  stage: hybrid, the words ranked", ranking_millis);
-    summary(
-        "  stage: hybrid, vector ranking and fusion after them",
-        fusion_millis,
-    );
+    summary("  stage: hybrid, the words ranked", words_millis);
+    summary("  stage: hybrid, the vector ranking", meaning_millis);
+    summary("  stage: hybrid, the fusion of the two", fusion_millis);
 
     // 2. First streamed byte: the fake model answers its first token at once.
     let server = Server::start(|_, _| Reply::Stream {

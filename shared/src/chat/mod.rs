@@ -26,6 +26,7 @@ pub mod prompt;
 use std::time::Instant;
 
 use futures::FutureExt;
+use futures::future::RemoteHandle;
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -292,7 +293,8 @@ impl Chat {
     ///
     /// The embedding (CPU, or a provider's round trip), the writes and, for a hybrid agent,
     /// the ranking of the question's words (it needs no embedding; on a second connection
-    /// when one is free) all run at once; the vector ranking and the fusion follow.
+    /// when one is free) all run at once; the vector ranking follows the embedding, beside
+    /// the end of the word ranking, and the fusion both.
     async fn prepare(
         &self,
         tx: &Transaction<'_>,
@@ -331,13 +333,23 @@ impl Chat {
             .pop()
             .unwrap_or_default();
         let mut hits = match word_ranking {
-            Some(ranking) => {
-                search::search_ranked(
+            Some(word_ranking) => {
+                let (vector_ranking, word_ranking) = tokio::join!(
+                    search::rank_by_meaning(
+                        tx,
+                        agent.id,
+                        &embedding,
+                        agent.match_threshold,
+                        agent.match_count,
+                    ),
+                    async { word_ranking?.await }
+                );
+                search::fuse(
                     tx,
                     agent.id,
                     &embedding,
-                    &ranking?,
-                    agent.match_threshold,
+                    &vector_ranking?,
+                    &word_ranking?,
                     agent.match_count,
                 )
                 .await?
@@ -369,17 +381,17 @@ impl Chat {
         })
     }
 
-    /// Reads the agent's settings, then stores the question and, for a hybrid agent, ranks its
-    /// words meanwhile on a second connection if one is free (`None` otherwise, and in vector
-    /// mode: the search then ranks them itself; the ranking's own failure matters only once
-    /// it is used).
+    /// Reads the agent's settings, then stores the question and, for a hybrid agent, starts
+    /// ranking its words meanwhile on a second connection if one is free (`None` otherwise,
+    /// and in vector mode: the search then ranks them itself; the ranking's own failure
+    /// matters only once it is used).
     async fn store_and_rank(
         &self,
         tx: &Transaction<'_>,
         caller: &Caller,
         question: &Question,
         message: &str,
-    ) -> ApiResult<(Prepared, Option<ApiResult<Vec<Uuid>>>)> {
+    ) -> ApiResult<(Prepared, Option<ApiResult<WordRanking>>)> {
         let agent = agent_settings(tx, question.agent_id).await?;
         check_origin(&agent.allowed_domains, question.origin.as_deref())?;
         let (agent_id, mode, count) = (agent.id, agent.retrieval_mode, agent.match_count);
@@ -390,9 +402,13 @@ impl Chat {
                 return None;
             }
             match self.db.spare_client().await {
-                Ok(Some(client)) => {
-                    Some(rank_words(client, caller, agent_id, message, count).await)
-                }
+                Ok(Some(client)) => Some(Ok(start_ranking_words(
+                    client,
+                    caller.clone(),
+                    agent_id,
+                    message.to_owned(),
+                    count,
+                ))),
                 Ok(None) => None,
                 Err(err) => Some(Err(err)),
             }
@@ -713,18 +729,28 @@ fn validate(question: &Question, message: &str, limits: &ChatLimits) -> ApiResul
     Ok(())
 }
 
-/// The first half of a hybrid search, on its own connection in a transaction as the visitor.
-async fn rank_words(
+/// A word ranking under way on its own task; dropping the handle stops it.
+type WordRanking = RemoteHandle<ApiResult<Vec<Uuid>>>;
+
+/// Starts the first half of a hybrid search on its own connection, in a transaction as the
+/// visitor. A task of its own, so it goes on while the question's transaction waits for the
+/// embedding and then ranks by meaning.
+fn start_ranking_words(
     mut client: db::Client,
-    caller: &Caller,
+    caller: Caller,
     agent_id: Uuid,
-    message: &str,
+    message: String,
     count: u32,
-) -> ApiResult<Vec<Uuid>> {
-    let tx = db::begin_as(&mut client, caller).await?;
-    let ranking = search::rank_by_words(&tx, agent_id, message, count).await?;
-    tx.commit().await?;
-    Ok(ranking)
+) -> WordRanking {
+    let (ranking, handle) = async move {
+        let tx = db::begin_as(&mut client, &caller).await?;
+        let ranking = search::rank_by_words(&tx, agent_id, &message, count).await?;
+        tx.commit().await?;
+        Ok(ranking)
+    }
+    .remote_handle();
+    tokio::spawn(ranking);
+    handle
 }
 
 async fn agent_settings(tx: &impl GenericClient, agent: Uuid) -> ApiResult<AgentSettings> {

@@ -8,9 +8,10 @@
 //!   [`sync_vector_index`] builds, see `migrations/V15__agent_vector_indexes.sql`);
 //! - [`RetrievalMode::Hybrid`]: that ranking fused by reciprocal rank with BM25 over the
 //!   chunks' full text (`search_knowledge_hybrid`), which finds exact names, error codes and
-//!   numbers the embedding blurs. The default. The same search runs in two steps too —
+//!   numbers the embedding blurs. The default. The same search runs in steps too —
 //!   [`rank_by_words`] needs no embedding, so widget-chat runs it while the question is
-//!   embedded, then [`search_ranked`] (see `migrations/V19__hybrid_search_in_two_steps.sql`).
+//!   embedded, [`rank_by_meaning`] beside its end, then [`fuse`] (see
+//!   `migrations/V22__hybrid_rankings_side_by_side.sql`).
 //!   Past the exact-search size, BM25 reads the agent's word statistics, which
 //!   [`sync_term_stats`] refreshes (see `migrations/V17__full_text_term_stats.sql`).
 
@@ -107,14 +108,14 @@ pub async fn search(
     Ok(rows.iter().map(hit).collect())
 }
 
-/// How deep each ranking of a two-step hybrid search goes before fusion (the default
+/// How deep each ranking of a hybrid search in steps goes before fusion (the default
 /// `p_depth` of `search_knowledge_hybrid`, which [`search`] uses).
 const FUSION_DEPTH: i32 = 40;
 
 /// The first half of a hybrid search, which needs no embedding: the agent's chunks ranked by
 /// BM25 over the question's words, best first, as deep as a fusion for `count` hits reads.
-/// [`search_ranked`] finishes the search, so the two can run on separate connections while
-/// the question is embedded.
+/// [`fuse`] finishes the search with [`rank_by_meaning`]'s ranking, so the word ranking can
+/// run on its own connection while the question is embedded.
 #[instrument(skip(client, query_text), fields(%agent_id))]
 pub async fn rank_by_words(
     client: &impl GenericClient,
@@ -135,15 +136,41 @@ pub async fn rank_by_words(
     Ok(rows.iter().map(|row| row.get(0)).collect())
 }
 
-/// A hybrid search whose word ranking [`rank_by_words`] already made: the same hits as
-/// [`search`] in [`RetrievalMode::Hybrid`] (`search_knowledge_fused`).
-#[instrument(skip(client, query_embedding, word_ranking), fields(%agent_id, count))]
-pub async fn search_ranked(
+/// The other half of a hybrid search: the agent's chunks ranked by the question's embedding
+/// (`search_knowledge_sources`, similarity above `threshold`), best first, as deep as
+/// [`rank_by_words`]. It can run beside that ranking; [`fuse`] finishes the search.
+#[instrument(skip(client, query_embedding), fields(%agent_id))]
+pub async fn rank_by_meaning(
     client: &impl GenericClient,
     agent_id: Uuid,
     query_embedding: &[f32],
-    word_ranking: &[Uuid],
     threshold: f64,
+    count: u32,
+) -> ApiResult<Vec<Uuid>> {
+    let embedding = Vector::from(query_embedding.to_vec());
+    let depth = sql_count(count).max(FUSION_DEPTH);
+    let statement = client
+        .prepare_cached(
+            "SELECT id FROM search_knowledge_sources($1, $2, $3, $4) ORDER BY similarity DESC, id",
+        )
+        .await?;
+    let rows = client
+        .query(&statement, &[&agent_id, &embedding, &threshold, &depth])
+        .await
+        .map_err(|err| searching(agent_id, err))?;
+    Ok(rows.iter().map(|row| row.get(0)).collect())
+}
+
+/// A hybrid search from its two rankings ([`rank_by_meaning`], [`rank_by_words`]), fused by
+/// reciprocal rank (`fuse_knowledge_rankings`): the same hits as [`search`] in
+/// [`RetrievalMode::Hybrid`]. Ids of chunks that are not the agent's count for nothing.
+#[instrument(skip(client, query_embedding, vector_ranking, word_ranking), fields(%agent_id, count))]
+pub async fn fuse(
+    client: &impl GenericClient,
+    agent_id: Uuid,
+    query_embedding: &[f32],
+    vector_ranking: &[Uuid],
+    word_ranking: &[Uuid],
     count: u32,
 ) -> ApiResult<Vec<Hit>> {
     let embedding = Vector::from(query_embedding.to_vec());
@@ -151,7 +178,7 @@ pub async fn search_ranked(
     let statement = client
         .prepare_cached(
             "SELECT id, source_id, source, title, type, content, location, similarity, score
-             FROM search_knowledge_fused($1, $2, $3, $4, $5, p_depth => $6)",
+             FROM fuse_knowledge_rankings($1, $2, $3, $4, $5, p_depth => $6)",
         )
         .await?;
     let rows = client
@@ -160,8 +187,8 @@ pub async fn search_ranked(
             &[
                 &agent_id,
                 &embedding,
+                &vector_ranking,
                 &word_ranking,
-                &threshold,
                 &count,
                 &FUSION_DEPTH,
             ],
