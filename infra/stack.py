@@ -423,7 +423,8 @@ def start_moto() -> None:
     kill_pid_file(MOTO_PID, "moto_server", "stale moto")  # alive but deaf: replace it
     if port_open(MOTO_PORT, "localhost"):
         sys.exit(f"stack: port {MOTO_PORT} is taken by something else (set CHATPAD_MOTO_PORT)")
-    pid = spawn([str(VENV_BIN / "moto_server"), "-H", "localhost", "-p", str(MOTO_PORT)], MOTO_LOG, MOTO_PID)
+    pid = spawn([str(VENV_BIN / "python"), str(ROOT / "infra" / "moto_server.py"),
+                 "-H", "localhost", "-p", str(MOTO_PORT)], MOTO_LOG, MOTO_PID)
     log(f"starting moto_server on {MOTO_URL} (pid {pid}, log {MOTO_LOG.relative_to(ROOT)})")
     if not wait_port(MOTO_PORT, 30, "localhost"):
         sys.exit(f"stack: moto_server did not come up, see {MOTO_LOG}")
