@@ -315,8 +315,8 @@ async fn main() -> anyhow::Result<()> {
         summary(&format!("  stage: {mode:?} search as the visitor"), millis);
     }
     // widget-chat's hybrid search in its steps: the words ranked beside the embedding, the
-    // vector ranking once the embedding is there, the fusion once both are (one after the
-    // other here, each alone).
+    // vector ranking once the embedding is there, the fusion (in-process) once both are (one
+    // after the other here, each alone).
     let (mut words_millis, mut meaning_millis, mut fusion_millis) =
         (Vec::new(), Vec::new(), Vec::new());
     for (i, embedding) in embeddings.iter().enumerate() {
@@ -334,9 +334,7 @@ async fn main() -> anyhow::Result<()> {
             .await
             .map_err(failed)?;
         let t2 = Instant::now();
-        fuse(&tx, agent, embedding, &by_meaning, &by_words, 5)
-            .await
-            .map_err(failed)?;
+        fuse(embedding, by_meaning, by_words, 5);
         fusion_millis.push(t2.elapsed().as_secs_f64() * 1e3);
         meaning_millis.push((t2 - t1).as_secs_f64() * 1e3);
         words_millis.push((t1 - t0).as_secs_f64() * 1e3);

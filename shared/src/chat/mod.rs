@@ -334,7 +334,7 @@ impl Chat {
             .unwrap_or_default();
         let mut hits = match word_ranking {
             Some(word_ranking) => {
-                let (vector_ranking, word_ranking) = tokio::join!(
+                let (by_meaning, by_words) = tokio::join!(
                     search::rank_by_meaning(
                         tx,
                         agent.id,
@@ -344,15 +344,7 @@ impl Chat {
                     ),
                     async { word_ranking?.await }
                 );
-                search::fuse(
-                    tx,
-                    agent.id,
-                    &embedding,
-                    &vector_ranking?,
-                    &word_ranking?,
-                    agent.match_count,
-                )
-                .await?
+                search::fuse(&embedding, by_meaning?, by_words?, agent.match_count)
             }
             None => {
                 search::search(
@@ -391,7 +383,7 @@ impl Chat {
         caller: &Caller,
         question: &Question,
         message: &str,
-    ) -> ApiResult<(Prepared, Option<ApiResult<WordRanking>>)> {
+    ) -> ApiResult<(Prepared, Option<ApiResult<WordsUnderway>>)> {
         let agent = agent_settings(tx, question.agent_id).await?;
         check_origin(&agent.allowed_domains, question.origin.as_deref())?;
         let (agent_id, mode, count) = (agent.id, agent.retrieval_mode, agent.match_count);
@@ -730,7 +722,7 @@ fn validate(question: &Question, message: &str, limits: &ChatLimits) -> ApiResul
 }
 
 /// A word ranking under way on its own task; dropping the handle stops it.
-type WordRanking = RemoteHandle<ApiResult<Vec<Uuid>>>;
+type WordsUnderway = RemoteHandle<ApiResult<search::WordRanking>>;
 
 /// Starts the first half of a hybrid search on its own connection, in a transaction as the
 /// visitor. A task of its own, so it goes on while the question's transaction waits for the
@@ -741,7 +733,7 @@ fn start_ranking_words(
     agent_id: Uuid,
     message: String,
     count: u32,
-) -> WordRanking {
+) -> WordsUnderway {
     let (ranking, handle) = async move {
         let tx = db::begin_as(&mut client, &caller).await?;
         let ranking = search::rank_by_words(&tx, agent_id, &message, count).await?;
