@@ -28,6 +28,7 @@ use std::time::Instant;
 use futures::FutureExt;
 use futures::future::RemoteHandle;
 use serde::Serialize;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::agents::widget::{agent_not_found, check_origin};
@@ -740,6 +741,7 @@ fn start_ranking_words(
         tx.commit().await?;
         Ok(ranking)
     }
+    .in_current_span()
     .remote_handle();
     tokio::spawn(ranking);
     handle
