@@ -193,12 +193,11 @@ async fn by_meaning(
 /// words found gets its similarity to the question here.
 pub fn fuse(
     query_embedding: &[f32],
-    by_meaning: Vec<Hit>,
+    mut by_meaning: Vec<Hit>,
     by_words: WordRanking,
     count: u32,
 ) -> Vec<Hit> {
     let depth = usize::try_from(sql_count(count).max(FUSION_DEPTH)).unwrap_or(usize::MAX);
-    let mut by_meaning = by_meaning;
     // Best first, equal similarities by id (the order the ranks are counted in).
     by_meaning.sort_by(|a, b| {
         b.similarity
