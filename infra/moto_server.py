@@ -9,6 +9,9 @@ the host alone: the modules and patterns are fixed once imported). Under widget-
 DynamoDB writes per question, on a machine where moto, Postgres and the functions share two
 cores) the two writes' p50 went from 6.0 to 4.6 ms and moto's CPU down by a tenth (README, "Chat").
 
+One difference: waitress drops request headers whose names hold an underscore, which moto's own
+request handler kept (for S3 user metadata keys); nothing in ChatPad sends S3 user metadata.
+
 Usage: moto_server.py -H HOST -p PORT
 """
 
