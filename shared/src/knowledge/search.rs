@@ -142,13 +142,6 @@ pub async fn rank_by_words(
 #[derive(Debug, Clone, Default)]
 pub struct WordRanking(Vec<(Hit, Vec<f32>)>);
 
-impl WordRanking {
-    /// The chunks' ids, best first.
-    pub fn ids(&self) -> impl Iterator<Item = Uuid> + '_ {
-        self.0.iter().map(|(hit, _)| hit.chunk_id)
-    }
-}
-
 /// The other half of a hybrid search: the agent's chunks at least `threshold` similar to the
 /// question (`search_knowledge_sources`), best first, as deep as [`rank_by_words`].
 #[instrument(skip(client, query_embedding), fields(%agent_id))]
