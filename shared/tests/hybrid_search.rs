@@ -184,6 +184,139 @@ async fn full_text_ranking_prefers_the_rare_word() {
     );
 }
 
+/// The full-text ranking as BM25 defines it, worked out here over every chunk of `agent`
+/// that holds a question word: k1 1.2, b 0.75, a chunk's length its number of distinct words,
+/// normalised by the agent's mean; the `count` best, ties by id.
+async fn expected_bm25(
+    tx: &impl chatpad::db::GenericClient,
+    agent: Uuid,
+    question: &str,
+    count: usize,
+) -> Vec<(Uuid, f64)> {
+    use std::collections::{HashMap, HashSet};
+    let words: HashSet<String> = tx
+        .query(
+            "SELECT lexeme FROM unnest(to_tsvector('english', $1))",
+            &[&question],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    // Each chunk's length and how often it holds each of its words.
+    let mut chunks: HashMap<Uuid, (f64, HashMap<String, f64>)> = HashMap::new();
+    for row in tx
+        .query(
+            "SELECT c.id, length(c.content_search), u.lexeme, cardinality(u.positions)
+             FROM knowledge_chunks c CROSS JOIN LATERAL unnest(c.content_search) u
+             WHERE c.agent_id = $1",
+            &[&agent],
+        )
+        .await
+        .unwrap()
+    {
+        let chunk = chunks
+            .entry(row.get(0))
+            .or_insert_with(|| (f64::from(row.get::<_, i32>(1)), HashMap::new()));
+        chunk.1.insert(row.get(2), f64::from(row.get::<_, i32>(3)));
+    }
+    let total = chunks.len() as f64;
+    let avgdl = chunks.values().map(|(dl, _)| dl).sum::<f64>() / total;
+    let idf = |word: &String| {
+        let df = chunks
+            .values()
+            .filter(|(_, tf)| tf.contains_key(word))
+            .count() as f64;
+        (1.0 + (total - df + 0.5) / (df + 0.5)).ln()
+    };
+    let idfs: HashMap<&String, f64> = words.iter().map(|w| (w, idf(w))).collect();
+    let mut scored: Vec<(Uuid, f64)> = chunks
+        .iter()
+        .filter(|(_, (_, tf))| words.iter().any(|w| tf.contains_key(w)))
+        .map(|(id, (dl, tf))| {
+            let score = idfs
+                .iter()
+                .filter_map(|(w, idf)| tf.get(*w).map(|tf| (idf, tf)))
+                .map(|(idf, tf)| idf * tf * 2.2 / (tf + 1.2 * (0.25 + 0.75 * dl / avgdl.max(1.0))))
+                .sum();
+            (*id, score)
+        })
+        .collect();
+    scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    scored.truncate(count);
+    scored
+}
+
+#[tokio::test]
+async fn the_exact_full_text_ranking_is_bm25_over_every_chunk_though_it_scores_fewer() {
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+    let test = TestDb::new().await;
+    // 400 chunks of 10 to 40 words from a skewed vocabulary of 300: the first words are in
+    // most chunks, the last in a few. The ranking scores the rare words' chunks first and
+    // leaves out those holding only common words once they cannot reach the top.
+    let mut rng = StdRng::seed_from_u64(7);
+    let texts: Vec<String> = (0..400)
+        .map(|_| {
+            let words = rng.random_range(10..=40);
+            (0..words)
+                .map(|_| format!("w{}x", (rng.random::<f64>().powi(3) * 300.0) as usize))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    let chunks: Vec<(&str, usize)> = texts.iter().map(|t| (t.as_str(), 0)).collect();
+    let (owner, agent, _) = seed(&test, &chunks).await;
+    let questions = [
+        "w0x w1x w2x w3x",
+        "w0x w1x w60x w250x",
+        "w2x w120x w121x w180x w299x",
+        "w5x w5x w40x",
+        "w298x",
+        "w0x w1x w2x w3x w4x w5x w6x w7x w8x w9x w150x",
+    ];
+    let mut client = test.db.client().await.unwrap();
+    // First counting the words per question (never synced), then from the word statistics.
+    for synced in [false, true] {
+        let tx = chatpad::db::begin_as(&mut client, &Caller::User { user_id: owner })
+            .await
+            .unwrap();
+        if synced {
+            assert_eq!(
+                sync_term_stats(&tx, agent).await.unwrap(),
+                TermStatsChange::Refreshed
+            );
+        }
+        for question in questions {
+            let ranked: Vec<(Uuid, f64)> = tx
+                .query(
+                    "SELECT id, rank_score FROM search_knowledge_text($1, $2, 10)
+                     ORDER BY rank_score DESC, id",
+                    &[&agent, &question],
+                )
+                .await
+                .unwrap()
+                .iter()
+                .map(|row| (row.get(0), row.get(1)))
+                .collect();
+            let expected = expected_bm25(&tx, agent, question, 10).await;
+            assert_eq!(ranked.len(), expected.len(), "{question}");
+            for (got, want) in ranked.iter().zip(&expected) {
+                assert_eq!(
+                    got.0, want.0,
+                    "{question} (synced: {synced}): {ranked:?} vs {expected:?}"
+                );
+                assert!(
+                    (got.1 - want.1).abs() < 1e-9,
+                    "{question}: {got:?} vs {want:?}"
+                );
+            }
+        }
+        tx.commit().await.unwrap();
+    }
+}
+
 /// The hybrid ranking worked out independently of `fuse`, from the two SQL rankings: the ids
 /// (with Postgres's similarity) by reciprocal rank (k = 60, 40 deep), equal scores by
 /// Postgres's own cosine distance.
@@ -585,16 +718,36 @@ async fn a_large_agent_ranks_full_text_from_its_word_statistics_and_counts_words
     tx.commit().await.unwrap();
     assert_eq!(df("chargeback").await, Some(1));
 
-    // Back under the exact-search size: the statistics go.
-    let tx = chatpad::db::begin_as(&mut client, &Caller::User { user_id: owner })
-        .await
-        .unwrap();
-    assert_eq!(
-        sync_term_stats(&tx, agent).await.unwrap(),
-        TermStatsChange::Small
-    );
-    tx.commit().await.unwrap();
-    assert_eq!(df("plan").await, None);
+    // Under the exact-search size the statistics are kept too, and counted again after any
+    // change: none yet,
+    let sync_exact = || async {
+        let mut client = test.db.client().await.unwrap();
+        let tx = chatpad::db::begin_as(&mut client, &Caller::User { user_id: owner })
+            .await
+            .unwrap();
+        let change = sync_term_stats(&tx, agent).await.unwrap();
+        tx.commit().await.unwrap();
+        change
+    };
+    assert_eq!(sync_exact().await, TermStatsChange::Fresh);
+    // then a source synced again with as many chunks as before, one of them rewritten.
+    su.execute(
+        "UPDATE knowledge_chunks SET content = 'Chargebacks are disputed within a fortnight.'
+         WHERE source_id = $1 AND position = 4",
+        &[&source],
+    )
+    .await
+    .unwrap();
+    su.execute(
+        "UPDATE knowledge_sources SET last_synced_at = now() WHERE id = $1",
+        &[&source],
+    )
+    .await
+    .unwrap();
+    assert_eq!(sync_exact().await, TermStatsChange::Refreshed);
+    assert_eq!(df("fortnight").await, Some(1));
+    assert_eq!(df("ten").await, None);
+    assert_eq!(df("plan").await, Some(3));
 
     // Another account cannot refresh (or learn anything of) the agent's statistics.
     let stranger = test.user(None).await;

@@ -12,8 +12,9 @@
 //!   [`rank_by_words`] needs no embedding, so widget-chat runs it on a second connection
 //!   while the question is embedded, and [`rank_by_meaning`] beside its end (see
 //!   `migrations/V22__hybrid_fusion_in_rust.sql`).
-//!   Past the exact-search size, BM25 reads the agent's word statistics, which
-//!   [`sync_term_stats`] refreshes (see `migrations/V17__full_text_term_stats.sql`).
+//!   BM25 reads the agent's word statistics, which [`sync_term_stats`] refreshes, and prunes
+//!   the chunks that cannot reach the top (see
+//!   `migrations/V23__exact_full_text_ranking_pruned.sql`).
 
 use pgvector::Vector;
 use tracing::instrument;
@@ -302,23 +303,23 @@ pub async fn sync_vector_index(
 /// What [`sync_term_stats`] did to an agent's word statistics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TermStatsChange {
-    /// Counted again from the agent's chunks: it is past the exact-search size.
+    /// Counted again from the agent's chunks.
     Refreshed,
-    /// Kept: counted when the agent's size was within a tenth of today's (words they miss
-    /// are counted per question).
+    /// Kept: nothing changed since the count (past the exact-search size: the agent's size is
+    /// within a tenth of the count's; words they miss are counted per question).
     Fresh,
-    /// None kept: the agent's full text is ranked exactly.
-    Small,
     /// Another session is refreshing them.
     Busy,
     /// Unknown agent, or not the caller's.
     NotFound,
 }
 
-/// Refreshes `agent`'s word statistics (each word's number of chunks), which BM25 reads
-/// instead of counting them per question once the agent is past the exact-search size
-/// (`sync_agent_term_stats`; about a second at 100k chunks, skipped while the agent's size
-/// stays within a tenth of the last count). Run after a sync, as the vector index is.
+/// Refreshes `agent`'s word statistics (each word's number of chunks, and their average
+/// length), which BM25 reads instead of counting them per question
+/// (`sync_agent_term_stats`: ~0.1 s at 20k chunks, ~1 s at 100k; see
+/// `migrations/V23__exact_full_text_ranking_pruned.sql`). Counted again whenever the agent's
+/// chunks changed, or past the exact-search size once its size moved by a tenth. Run after a
+/// sync, as the vector index is.
 #[instrument(skip(client))]
 pub async fn sync_term_stats(
     client: &impl GenericClient,
@@ -330,7 +331,6 @@ pub async fn sync_term_stats(
     match row.get::<_, &str>(0) {
         "refreshed" => Ok(TermStatsChange::Refreshed),
         "fresh" => Ok(TermStatsChange::Fresh),
-        "small" => Ok(TermStatsChange::Small),
         "busy" => Ok(TermStatsChange::Busy),
         "not_found" => Ok(TermStatsChange::NotFound),
         other => Err(anyhow::anyhow!("sync_agent_term_stats returned {other:?}").into()),
