@@ -33,6 +33,23 @@ ALTER TABLE public.agent_term_stats_counts
   ADD COLUMN avg_length double precision,
   ADD COLUMN counted_at timestamptz NOT NULL DEFAULT now();
 
+-- Every agent's statistics counted now, as a sync would (an agent's next source may be far
+-- off): ~1 s per 100k chunks.
+DELETE FROM public.agent_term_stats;
+DELETE FROM public.agent_term_stats_counts;
+INSERT INTO public.agent_term_stats (agent_id, embedding_model, lexeme, df)
+SELECT a.id, a.embedding_model, st.word, st.ndoc
+FROM public.agents a
+CROSS JOIN LATERAL ts_stat(format(
+  'SELECT content_search FROM public.knowledge_chunks WHERE agent_id = %L AND embedding_model = %L',
+  a.id, a.embedding_model)) st;
+INSERT INTO public.agent_term_stats_counts (agent_id, embedding_model, chunks, avg_length)
+SELECT a.id, a.embedding_model,
+       (SELECT coalesce(sum(s.chunk_count), 0) FROM public.knowledge_sources s WHERE s.agent_id = a.id),
+       (SELECT avg(length(c.content_search)) FROM public.knowledge_chunks c
+        WHERE c.agent_id = a.id AND c.embedding_model = a.embedding_model)
+FROM public.agents a;
+
 -- Returns 'refreshed', 'fresh' (large: counted at a size within a tenth of today's; otherwise
 -- nothing changed since the count), 'busy' (another session is refreshing them) or
 -- 'not_found' (unknown agent, or not the caller's).
