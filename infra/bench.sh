@@ -10,8 +10,9 @@
 #      (chatpad-chunk-bench), retrieval quality on aws-docs-qa (chatpad-retrieval-bench, also
 #      forced onto the large-agent paths) and
 #      agent-filtered vector search at scale (chatpad-vector-bench);
-#   4. chat: widget-chat server overhead (100k chunks) and time to first streamed byte
-#      (examples/chat-bench), get-widget-config requests/s (examples/config-bench).
+#   4. chat: widget-chat server overhead (100k chunks, then 20k: the largest agent still
+#      ranked exactly) and time to first streamed byte (examples/chat-bench),
+#      get-widget-config requests/s (examples/config-bench).
 # BENCH_VECTOR_ARGS sizes the vector benchmark (default: 1,000 agents x 1,000 chunks plus one
 # agent with 100,000: about 4 min here, COPY 76 s and the big agent's own HNSW index 48 s).
 # BENCH_SKIP_KNOWLEDGE=1 runs only the function benchmarks.
@@ -61,5 +62,7 @@ echo "== chat: widget-chat server overhead and first streamed byte; get-widget-c
 infra/with-services.sh bash -c '
   set -e
   cargo run --release --quiet -p widget-chat --example chat-bench -- ${BENCH_CHAT_ARGS:-}
+  # The largest agent both rankings still search exactly (`chatpad.exact_search_max_chunks`).
+  cargo run --release --quiet -p widget-chat --example chat-bench -- ${BENCH_CHAT_ARGS:-} --chunks 20000
   cargo run --release --quiet -p get-widget-config --example config-bench
 '
