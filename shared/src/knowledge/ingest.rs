@@ -259,8 +259,8 @@ impl Ingestor {
                     .await?
             }
         }
-        // The agent may have grown past the exact-search size: its vector index and word
-        // statistics follow. The source is ready whatever happens here: a failed sync is
+        // The agent's word statistics follow its chunks, and its vector index its size (it
+        // may have grown past the exact-search size). The source is ready whatever happens here: a failed sync is
         // retried after the next source.
         if let Err(err) = sync_search(&mut client, caller, source.agent_id).await {
             tracing::warn!(agent = %source.agent_id, error = %err, "agent search indexes not synced");
@@ -693,8 +693,8 @@ async fn finish(
     Ok(())
 }
 
-/// Builds or drops the agent's own vector index and refreshes its word statistics to match
-/// its size (each a no-op when nothing changed enough; an agent gone meanwhile is `NotFound`,
+/// Builds or drops the agent's own vector index to match its size and refreshes its word
+/// statistics (each a no-op when nothing changed enough; an agent gone meanwhile is `NotFound`,
 /// not an error).
 async fn sync_search(
     client: &mut db::Client,
