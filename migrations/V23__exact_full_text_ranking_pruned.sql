@@ -33,21 +33,37 @@ ALTER TABLE public.agent_term_stats_counts
   ADD COLUMN avg_length double precision,
   ADD COLUMN counted_at timestamptz NOT NULL DEFAULT now();
 
+-- Counts the words of `p_agent_id`'s chunks in `p_model` into its statistics, replacing what
+-- they held, with `p_chunks` (its sources' chunk count) as the size they were counted at. The
+-- mean length needs no second pass over the chunks: a chunk's length is its number of
+-- distinct words, so the lengths add up to the words' chunk counts.
+CREATE FUNCTION public.count_agent_term_stats(p_agent_id uuid, p_model text, p_chunks bigint)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = public, pg_temp
+AS $$
+BEGIN
+  DELETE FROM public.agent_term_stats WHERE agent_id = p_agent_id;
+  DELETE FROM public.agent_term_stats_counts WHERE agent_id = p_agent_id;
+  INSERT INTO public.agent_term_stats (agent_id, embedding_model, lexeme, df)
+  SELECT p_agent_id, p_model, st.word, st.ndoc
+  FROM ts_stat(format(
+    'SELECT content_search FROM public.knowledge_chunks WHERE agent_id = %L AND embedding_model = %L',
+    p_agent_id, p_model)) st;
+  INSERT INTO public.agent_term_stats_counts (agent_id, embedding_model, chunks, avg_length, counted_at)
+  SELECT p_agent_id, p_model, p_chunks,
+         (SELECT sum(st.df) FROM public.agent_term_stats st WHERE st.agent_id = p_agent_id)::float8
+           / nullif(count(*), 0),
+         now()
+  FROM public.knowledge_chunks c WHERE c.agent_id = p_agent_id AND c.embedding_model = p_model;
+END $$;
+-- The schema owner's only (the definer function below and this migration).
+REVOKE ALL ON FUNCTION public.count_agent_term_stats(uuid, text, bigint) FROM PUBLIC;
+
 -- Every agent's statistics counted now, as a sync would (an agent's next source may be far
 -- off): ~1 s per 100k chunks.
-DELETE FROM public.agent_term_stats;
-DELETE FROM public.agent_term_stats_counts;
-INSERT INTO public.agent_term_stats (agent_id, embedding_model, lexeme, df)
-SELECT a.id, a.embedding_model, st.word, st.ndoc
-FROM public.agents a
-CROSS JOIN LATERAL ts_stat(format(
-  'SELECT content_search FROM public.knowledge_chunks WHERE agent_id = %L AND embedding_model = %L',
-  a.id, a.embedding_model)) st;
-INSERT INTO public.agent_term_stats_counts (agent_id, embedding_model, chunks, avg_length)
-SELECT a.id, a.embedding_model,
-       (SELECT coalesce(sum(s.chunk_count), 0) FROM public.knowledge_sources s WHERE s.agent_id = a.id),
-       (SELECT avg(length(c.content_search)) FROM public.knowledge_chunks c
-        WHERE c.agent_id = a.id AND c.embedding_model = a.embedding_model)
+SELECT public.count_agent_term_stats(a.id, a.embedding_model,
+  (SELECT coalesce(sum(s.chunk_count), 0) FROM public.knowledge_sources s WHERE s.agent_id = a.id))
 FROM public.agents a;
 
 -- Returns 'refreshed', 'fresh' (large: counted at a size within a tenth of today's; otherwise
@@ -86,16 +102,7 @@ BEGIN
   IF v_fresh THEN
     RETURN 'fresh';
   END IF;
-  DELETE FROM public.agent_term_stats WHERE agent_id = p_agent_id;
-  DELETE FROM public.agent_term_stats_counts WHERE agent_id = p_agent_id;
-  INSERT INTO public.agent_term_stats (agent_id, embedding_model, lexeme, df)
-  SELECT p_agent_id, v_model, st.word, st.ndoc
-  FROM ts_stat(format(
-    'SELECT content_search FROM public.knowledge_chunks WHERE agent_id = %L AND embedding_model = %L',
-    p_agent_id, v_model)) st;
-  INSERT INTO public.agent_term_stats_counts (agent_id, embedding_model, chunks, avg_length, counted_at)
-  SELECT p_agent_id, v_model, v_chunks, avg(length(c.content_search)), now()
-  FROM public.knowledge_chunks c WHERE c.agent_id = p_agent_id AND c.embedding_model = v_model;
+  PERFORM public.count_agent_term_stats(p_agent_id, v_model, v_chunks);
   RETURN 'refreshed';
 END $$;
 
@@ -175,8 +182,9 @@ BEGIN
     v_pool := 1000;
     v_scored := 300;
   END IF;
-  SELECT true, st.avg_length INTO v_has_stats, v_avgdl FROM public.agent_term_stats_counts st
+  SELECT st.avg_length INTO v_avgdl FROM public.agent_term_stats_counts st
   WHERE st.agent_id = p_agent_id AND st.embedding_model = v_model;
+  v_has_stats := FOUND;
   -- Document frequencies from the agent's term statistics where it has them; counted (capped
   -- on large agents) for the words they do not know.
   IF v_has_stats THEN
