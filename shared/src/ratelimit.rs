@@ -1,5 +1,7 @@
 //! Rate limits kept in DynamoDB: one conditional atomic counter per (limit, key, time window),
 //! expiring through the table's TTL. Shared by every Lambda instance, unlike in-memory counters.
+//! A [`NestedLimit`] keeps a key's count and its sub-keys' counts (an IP's, and each of its
+//! visitors') in one item, checked by one write.
 //!
 //! Each instance also remembers what it learnt of the current windows: a counter found used up
 //! stays refused until its window ends without another write (a flood costs one write per
@@ -14,8 +16,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use sha2::{Digest, Sha256};
 
 use crate::{ApiError, ApiResult};
 
@@ -54,6 +59,64 @@ impl Limit {
     pub const fn leased(self, lease: u32) -> Self {
         Limit { lease, ..self }
     }
+}
+
+/// Two limits counted in one item: at most `max` requests per `window` for a key (an IP), and
+/// at most `sub_max` of them for any one sub-key within it (a visitor).
+///
+/// One conditional write checks and counts both, where two limits would take a write each.
+/// The price: the sub-key's count is kept per key, so a visitor whose IP changes mid-window
+/// starts a new count there. Visitor ids are the client's own choice anyway; the per-IP count
+/// is the one a client cannot reset.
+#[derive(Debug, Clone, Copy)]
+pub struct NestedLimit {
+    pub name: &'static str,
+    pub max: u32,
+    pub sub_max: u32,
+    pub window: Duration,
+}
+
+impl NestedLimit {
+    /// `max` requests per minute for a key, `sub_max` of them for each of its sub-keys.
+    pub const fn per_minute(name: &'static str, max: u32, sub_max: u32) -> Self {
+        NestedLimit {
+            name,
+            max,
+            sub_max,
+            window: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The window a request falls in.
+struct Window {
+    start: u64,
+    end: u64,
+    /// The 429 a refusal in this window gets.
+    refused: ApiError,
+}
+
+impl Window {
+    fn current(length: Duration) -> Self {
+        let now = unix_now();
+        let length = length.as_secs().max(1);
+        let start = now - now % length;
+        let end = start + length;
+        Window {
+            start,
+            end,
+            refused: ApiError::RateLimited {
+                retry_after_secs: (end - now).max(1),
+            },
+        }
+    }
+}
+
+/// What a conditional counter update came to.
+enum Counted {
+    Yes,
+    /// Refused by the condition; the item as it was, when the update asked for it.
+    No(Option<HashMap<String, AttributeValue>>),
 }
 
 /// What this instance knows of one counter in its current window.
@@ -117,14 +180,12 @@ impl RateLimiter {
 
     /// Counts one request for `key` under `limit`; a 429 with `Retry-After` once it is exceeded.
     pub async fn check(&self, limit: &Limit, key: &str) -> ApiResult<()> {
-        let now = unix_now();
-        let window = limit.window.as_secs().max(1);
-        let window_start = now - now % window;
-        let window_end = window_start + window;
-        let refused = ApiError::RateLimited {
-            retry_after_secs: (window_end - now).max(1),
-        };
-        let counter = format!("{}#{key}#{window_start}", limit.name);
+        let Window {
+            start,
+            end: window_end,
+            refused,
+        } = Window::current(limit.window);
+        let counter = format!("{}#{key}#{start}", limit.name);
         match self.known_answer(&counter) {
             Some(true) => return Ok(()),
             Some(false) => return Err(refused),
@@ -154,10 +215,62 @@ impl RateLimiter {
                 self.remember(counter, known(0, true));
                 Err(refused)
             }
-            Err(err) => {
-                tracing::error!(error = %aws_sdk_dynamodb::error::DisplayErrorContext(&err), limit = limit.name, "rate limiter unavailable; request allowed");
-                Ok(())
+            Err(err) => limiter_unavailable(limit.name, &err),
+        }
+    }
+
+    /// Counts one request for `key` and for `sub_key` within it under `limit`, in one write;
+    /// a 429 with `Retry-After` once either count is used up.
+    pub async fn check_nested(
+        &self,
+        limit: &NestedLimit,
+        key: &str,
+        sub_key: &str,
+    ) -> ApiResult<()> {
+        let window = Window::current(limit.window);
+        let counter = format!("{}#{key}#{}", limit.name, window.start);
+        // In this instance's memory only; the item's attribute is the hash below.
+        let sub_counter = format!("{counter}#{sub_key}");
+        if [&counter, &sub_counter]
+            .into_iter()
+            .any(|c| self.known_answer(c) == Some(false))
+        {
+            return Err(window.refused);
+        }
+        let update = self
+            .counter_update(&counter, window.end)
+            .update_expression("ADD n :one, #sub :one SET expires_at = :expires")
+            .condition_expression(
+                "(attribute_not_exists(n) OR n < :max) AND (attribute_not_exists(#sub) OR #sub < :sub_max)",
+            )
+            .expression_attribute_names("#sub", sub_attribute(sub_key))
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_values(":max", AttributeValue::N(limit.max.to_string()))
+            .expression_attribute_values(":sub_max", AttributeValue::N(limit.sub_max.to_string()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        match Self::counted(update).await {
+            Ok(Counted::Yes) => Ok(()),
+            Ok(Counted::No(item)) => {
+                // The key's whole budget, or only this sub-key's: the item as it was says which.
+                let total = item
+                    .as_ref()
+                    .and_then(|item| item.get("n")?.as_n().ok()?.parse::<u32>().ok());
+                let used_up = if total.is_some_and(|n| n >= limit.max) {
+                    counter
+                } else {
+                    sub_counter
+                };
+                self.remember(
+                    used_up,
+                    Known {
+                        window_end: window.end,
+                        leased: 0,
+                        used_up: true,
+                    },
+                );
+                Err(window.refused)
             }
+            Err(err) => limiter_unavailable(limit.name, &err),
         }
     }
 
@@ -205,38 +318,66 @@ impl RateLimiter {
         n: u32,
         max: u32,
         window_end: u64,
-    ) -> Result<bool, aws_sdk_dynamodb::error::SdkError<UpdateItemError>> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(counter.to_owned()))
+    ) -> Result<bool, SdkError<UpdateItemError>> {
+        let update = self
+            .counter_update(counter, window_end)
             .update_expression("ADD n :n SET expires_at = :expires")
             .condition_expression("attribute_not_exists(n) OR n <= :room")
             .expression_attribute_values(":n", AttributeValue::N(n.to_string()))
             .expression_attribute_values(
                 ":room",
                 AttributeValue::N(max.saturating_sub(n).to_string()),
-            )
+            );
+        Ok(matches!(Self::counted(update).await?, Counted::Yes))
+    }
+
+    /// An update of `counter`'s item, expiring after its window.
+    fn counter_update(&self, counter: &str, window_end: u64) -> UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(counter.to_owned()))
             // Kept a little past the window so late writes never resurrect an old counter.
             .expression_attribute_values(
                 ":expires",
                 AttributeValue::N((window_end + 60).to_string()),
             )
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(UpdateItemError::is_conditional_check_failed_exception) =>
-            {
-                Ok(false)
-            }
-            Err(err) => Err(err),
+    }
+
+    /// Sends a conditional counter update; a failed condition is an answer, not an error.
+    async fn counted(
+        update: UpdateItemFluentBuilder,
+    ) -> Result<Counted, SdkError<UpdateItemError>> {
+        match update.send().await {
+            Ok(_) => Ok(Counted::Yes),
+            Err(err) => match err.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
+                    Ok(Counted::No(failed.item().cloned()))
+                }
+                _ => Err(err),
+            },
         }
     }
+}
+
+/// A limiter that cannot reach DynamoDB lets the request through (logged).
+fn limiter_unavailable(limit: &str, err: &SdkError<UpdateItemError>) -> ApiResult<()> {
+    tracing::error!(
+        error = %aws_sdk_dynamodb::error::DisplayErrorContext(err),
+        limit,
+        "rate limiter unavailable; request allowed"
+    );
+    Ok(())
+}
+
+/// The item attribute counting `sub_key`: a hash, so that a key's item stays small (it holds
+/// up to `max` of them, and DynamoDB bills a write by the item's size) whatever the sub-keys.
+fn sub_attribute(sub_key: &str) -> String {
+    let digest = Sha256::digest(sub_key.as_bytes());
+    let prefix: [u8; 8] = digest[..8]
+        .try_into()
+        .expect("a SHA-256 digest has 32 bytes");
+    format!("s{:016x}", u64::from_be_bytes(prefix))
 }
 
 fn unix_now() -> u64 {

@@ -37,7 +37,7 @@ use chatpad::knowledge::search::{
 };
 use chatpad::llm::openai::OpenAiChat;
 use chatpad::llm::{Endpoint, Providers};
-use chatpad::ratelimit::Limit;
+use chatpad::ratelimit::NestedLimit;
 use chatpad::testing::http::{Part, Reply, Server};
 use chatpad::testing::{TestDb, aws_config, env_var, rate_limiter};
 use http_body_util::BodyExt;
@@ -204,8 +204,7 @@ async fn main() -> anyhow::Result<()> {
     );
 
     let limits = RateLimits {
-        per_ip: Limit::per_minute("bench-ip", 1_000_000),
-        per_visitor: Limit::per_minute("bench-visitor", 1_000_000),
+        per_ip_and_visitor: NestedLimit::per_minute("bench-ip", 1_000_000, 1_000_000),
         per_agent: RateLimits::per_agent("bench-agent", 1_000_000),
     };
     let deps = |providers: Providers| async {
@@ -271,8 +270,9 @@ async fn main() -> anyhow::Result<()> {
         let t0 = Instant::now();
         let visitor = format!("{agent}:stage-{i}");
         futures::try_join!(
-            extractive.limiter.check(&limits.per_ip, "203.0.113.9"),
-            extractive.limiter.check(&limits.per_visitor, &visitor),
+            extractive
+                .limiter
+                .check_nested(&limits.per_ip_and_visitor, "203.0.113.9", &visitor),
             extractive.limiter.check(&limits.per_agent, &agent_key),
         )
         .map_err(failed)?;

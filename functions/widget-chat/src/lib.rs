@@ -25,7 +25,7 @@ use chatpad::chat::{Chat, ChatLimits, Outcome, Question, Reply};
 use chatpad::embeddings::Embedder;
 use chatpad::llm::{Providers, sse};
 use chatpad::outbox::Relay;
-use chatpad::ratelimit::{Limit, RateLimiter};
+use chatpad::ratelimit::{Limit, NestedLimit, RateLimiter};
 use chatpad::realtime::{Publisher, Routed};
 use chatpad::{ApiError, ApiResult, Deps, http};
 use futures::StreamExt;
@@ -96,8 +96,8 @@ enum ChatResponse {
 /// Requests per minute allowed to one IP, one visitor and one agent.
 #[derive(Debug, Clone, Copy)]
 pub struct RateLimits {
-    pub per_ip: Limit,
-    pub per_visitor: Limit,
+    /// Per IP (per key for API callers), and per visitor within it: one DynamoDB write.
+    pub per_ip_and_visitor: NestedLimit,
     pub per_agent: Limit,
 }
 
@@ -124,9 +124,9 @@ impl RateLimits {
             }
         };
         Ok(RateLimits {
-            per_ip: Limit::per_minute("chat-ip", per_minute("CHAT_RATE_LIMIT_PER_IP", 30)?),
-            per_visitor: Limit::per_minute(
-                "chat-visitor",
+            per_ip_and_visitor: NestedLimit::per_minute(
+                "chat-ip",
+                per_minute("CHAT_RATE_LIMIT_PER_IP", 30)?,
                 per_minute("CHAT_RATE_LIMIT_PER_VISITOR", 20)?,
             ),
             per_agent: Self::per_agent("chat-agent", per_minute("CHAT_RATE_LIMIT_PER_AGENT", 600)?),
@@ -377,8 +377,8 @@ async fn relay_events(deps: &WidgetChatDeps) {
     }
 }
 
-/// Per-IP (per-key for API callers), per-visitor and per-agent limits, checked together when
-/// the returned future runs.
+/// Per-IP (per-key for API callers) and per-visitor limits in one write, and the per-agent
+/// limit beside it, when the returned future runs.
 fn rate_limits<'a>(
     deps: &'a WidgetChatDeps,
     req: &Request,
@@ -394,8 +394,8 @@ fn rate_limits<'a>(
     let agent = agent_id.to_string();
     async move {
         futures::try_join!(
-            deps.limiter.check(&deps.limits.per_ip, &ip),
-            deps.limiter.check(&deps.limits.per_visitor, &visitor),
+            deps.limiter
+                .check_nested(&deps.limits.per_ip_and_visitor, &ip, &visitor),
             deps.limiter.check(&deps.limits.per_agent, &agent),
         )?;
         Ok(())

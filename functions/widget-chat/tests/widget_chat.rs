@@ -12,7 +12,7 @@ use chatpad::chat::{Chat, ChatLimits};
 use chatpad::llm::anthropic::AnthropicChat;
 use chatpad::llm::openai::OpenAiChat;
 use chatpad::llm::{Endpoint, Providers, sse};
-use chatpad::ratelimit::Limit;
+use chatpad::ratelimit::NestedLimit;
 use chatpad::takeover::{self, EndAction};
 use chatpad::testing::http::{Part, Reply, Seen, Server, respond};
 use chatpad::testing::{SeedSource, TestDb, aws_config, env_var, local_embedder, rate_limiter};
@@ -80,8 +80,7 @@ fn limits(per_visitor: u32) -> RateLimits {
         Box::leak(format!("chat-test-{kind}-{}", Uuid::new_v4()).into_boxed_str())
     };
     RateLimits {
-        per_ip: Limit::per_minute(name("ip"), 10_000),
-        per_visitor: Limit::per_minute(name("visitor"), per_visitor),
+        per_ip_and_visitor: NestedLimit::per_minute(name("ip"), 10_000, per_visitor),
         per_agent: RateLimits::per_agent(name("agent"), 10_000),
     }
 }
