@@ -20,7 +20,9 @@
 //! streaming the weights from memory (42 MB as f32, more than the L3 cache of the machines
 //! measured). Short inputs use a kernel reading the weights as f16 (half the bytes; AVX-512
 //! where the CPU has it, else AVX2) on the calling thread, batches the same rounded values as
-//! f32 through gemm on every core, so either way a text gets the same vector.
+//! f32 through gemm on every core, so either way a text gets the same vector. Where the CPU
+//! has AMX (`amx.rs`), short inputs go through its tiles instead, in bf16: a question embeds
+//! in half the time, its vector within ~1e-3 of the batch path's.
 
 use std::collections::HashMap;
 
@@ -29,6 +31,23 @@ use gemm::Parallelism;
 use half::slice::HalfFloatSliceExt;
 use rayon::prelude::*;
 use serde::Deserialize;
+
+#[cfg(target_arch = "x86_64")]
+mod amx;
+
+/// Off x86-64 there are no AMX tiles: [`PanelKernel::Amx`] is never supported.
+#[cfg(not(target_arch = "x86_64"))]
+mod amx {
+    pub(super) const COLUMNS: usize = 32;
+
+    pub(super) fn pack(_: &[f32], _: usize, _: usize) -> Vec<u16> {
+        unreachable!("AMX is x86-64 only")
+    }
+
+    pub(super) fn product(_: &mut [f32], _: &[f32], _: &[u16], _: usize, _: usize) {
+        unreachable!("AMX is x86-64 only")
+    }
+}
 
 /// The fields of a BERT `config.json` this forward pass needs.
 #[derive(Debug, Clone, Deserialize)]
@@ -69,20 +88,34 @@ const PANEL: usize = 16;
 
 /// Inputs of at most this many tokens (a batch's total) use the f16 panel kernel; longer ones
 /// reuse each weight often enough for gemm's cache blocking to pay (a bound chosen, not tuned).
-const SHORT_INPUT_TOKENS: usize = 64;
+pub(crate) const SHORT_INPUT_TOKENS: usize = 64;
 
 /// A `k × n` weight matrix (`x · W`), every value rounded to the nearest f16, kept twice:
-/// row-major f32 for gemm, and as f16 bits in panels of [`PANEL`] columns (panel `p` holds
-/// columns `p·PANEL..`, row after row) for short inputs.
+/// row-major f32 for gemm, and for short inputs as the fastest kernel of the CPU reads it —
+/// f16 bits in panels of [`PANEL`] columns (panel `p` holds columns `p·PANEL..`, row after
+/// row), or bf16 tiles for AMX (`amx::pack`).
 struct Weight {
     k: usize,
     n: usize,
     dense: Vec<f32>,
+    /// The kernel `panels` are laid out for; `None`: short inputs go through gemm too.
+    kernel: Option<PanelKernel>,
     panels: Vec<u16>,
 }
 
 impl Weight {
     fn new(values: &[f32], k: usize, n: usize) -> Result<Self, String> {
+        Self::for_kernel(values, k, n, PanelKernel::detect())
+    }
+
+    /// The weight with its short-input copy laid out for `kernel` (one the CPU has), when its
+    /// width suits the kernel.
+    fn for_kernel(
+        values: &[f32],
+        k: usize,
+        n: usize,
+        kernel: Option<PanelKernel>,
+    ) -> Result<Self, String> {
         debug_assert_eq!(values.len(), k * n);
         if let Some(x) = values
             .iter()
@@ -95,33 +128,38 @@ impl Weight {
         halves.convert_from_f32_slice(values);
         let mut dense = vec![0f32; values.len()];
         halves.convert_to_f32_slice(&mut dense);
-        // Only where the kernel runs: on other CPUs the copies would be 21 MB never read.
-        let panels = if n.is_multiple_of(PANEL) && PanelKernel::detect().is_some() {
-            let mut panels = Vec::with_capacity(values.len());
-            for p in 0..n / PANEL {
-                for row in halves.chunks_exact(n) {
-                    panels.extend(row[p * PANEL..][..PANEL].iter().map(|h| h.to_bits()));
+        // Only where a kernel runs: on other CPUs the copies would be 21 MB never read.
+        let kernel = kernel.filter(|kernel| n.is_multiple_of(kernel.columns()));
+        let panels = match kernel {
+            None => Vec::new(),
+            // From the weights as stored: bf16 is coarser than f16, rounding twice would not help.
+            Some(PanelKernel::Amx) => amx::pack(values, k, n),
+            Some(PanelKernel::Avx512 | PanelKernel::Avx2) => {
+                let mut panels = Vec::with_capacity(values.len());
+                for p in 0..n / PANEL {
+                    for row in halves.chunks_exact(n) {
+                        panels.extend(row[p * PANEL..][..PANEL].iter().map(|h| h.to_bits()));
+                    }
                 }
+                panels
             }
-            panels
-        } else {
-            Vec::new()
         };
         Ok(Weight {
             k,
             n,
             dense,
+            kernel,
             panels,
         })
     }
 
     /// `dst (m×n) = x (m×k) · self`.
     fn apply(&self, dst: &mut [f32], x: &[f32], m: usize) {
-        match PanelKernel::detect() {
+        match self.kernel {
             // On this thread: split over two cores, a question's products finished 4% sooner
             // for 45% more CPU (hand-offs, the waiting core's spinning) — CPU that the rest of
             // widget-chat's request wants (measured with the AVX-512 kernel).
-            Some(kernel) if m <= SHORT_INPUT_TOKENS && !self.panels.is_empty() => {
+            Some(kernel) if m <= SHORT_INPUT_TOKENS => {
                 panel_product(kernel, dst, x, &self.panels, m, self.k)
             }
             _ => matmul(
@@ -488,9 +526,21 @@ macro_rules! with_avx2 {
     };
 }
 
-/// The f16 panel kernels, fastest first. [`PanelKernel::detect`] picks the one this CPU runs.
+/// The name [`crate::short_input_kernel`] gives this CPU's short-input kernel.
+pub(crate) fn short_input_kernel() -> &'static str {
+    match PanelKernel::detect() {
+        Some(PanelKernel::Amx) => "amx-bf16",
+        Some(PanelKernel::Avx512) => "avx512-f16",
+        Some(PanelKernel::Avx2) => "avx2-f16",
+        None => "gemm",
+    }
+}
+
+/// The short-input kernels, fastest first. [`PanelKernel::detect`] picks the one this CPU runs.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum PanelKernel {
+    /// AMX-BF16 tiles (`amx.rs`): weights and input in bf16, sums in f32.
+    Amx,
     /// AVX-512F: one 16-float register per row and panel, up to [`AVX512_ROWS`] rows a pass —
     /// half the multiply-adds of the AVX2 kernel for the same product.
     Avx512,
@@ -503,7 +553,7 @@ impl PanelKernel {
     /// The fastest kernel this CPU has, if any. Elsewhere — the arm64 Lambda functions
     /// included, for now — short inputs go through gemm like batches.
     fn detect() -> Option<Self> {
-        [PanelKernel::Avx512, PanelKernel::Avx2]
+        [PanelKernel::Amx, PanelKernel::Avx512, PanelKernel::Avx2]
             .into_iter()
             .find(|kernel| kernel.supported())
     }
@@ -513,6 +563,7 @@ impl PanelKernel {
         #[cfg(target_arch = "x86_64")]
         {
             match self {
+                PanelKernel::Amx => amx::supported(),
                 PanelKernel::Avx512 => std::is_x86_feature_detected!("avx512f"),
                 PanelKernel::Avx2 => {
                     std::is_x86_feature_detected!("avx2")
@@ -527,11 +578,11 @@ impl PanelKernel {
         }
     }
 
-    /// Rows of `x` per pass over a panel.
-    fn rows(self) -> usize {
+    /// What a weight's width must be a multiple of.
+    fn columns(self) -> usize {
         match self {
-            PanelKernel::Avx512 => AVX512_ROWS,
-            PanelKernel::Avx2 => AVX2_ROWS,
+            PanelKernel::Amx => amx::COLUMNS,
+            PanelKernel::Avx512 | PanelKernel::Avx2 => PANEL,
         }
     }
 }
@@ -544,8 +595,8 @@ const AVX2_ROWS: usize = 6;
 /// dozen tokens take one pass over each panel.
 const AVX512_ROWS: usize = 12;
 
-/// `dst = x (m×k) · panels`, where `panels` holds whole panels of a weight and `dst` gets their
-/// columns (`m × panels.len()/k`, row-major), with `kernel` (one the CPU has).
+/// `dst = x (m×k) · panels`, where `panels` holds a weight laid out for `kernel` (one the CPU
+/// has: f16 panels, or AMX tiles) and `dst` gets its columns (row-major).
 ///
 /// Written with intrinsics rather than left to the vectoriser: the release profile's LTO
 /// compiles it at the Lambda binaries' opt-level "s", where the same loops written plainly
@@ -558,13 +609,19 @@ fn panel_product(
     m: usize,
     k: usize,
 ) {
+    // Rows of `x` per pass over a panel.
+    let rows_per_pass = match kernel {
+        PanelKernel::Amx => return amx::product(dst, x, panels, m, k),
+        PanelKernel::Avx512 => AVX512_ROWS,
+        PanelKernel::Avx2 => AVX2_ROWS,
+    };
     let width = panels.len() / k;
     assert!(x.len() >= m * k && dst.len() >= m * width && panels.len() == k * width);
     let mut padded_x = Vec::new();
     let mut padded_dst = [0f32; AVX2_ROWS * PANEL];
     for (p, panel) in panels.chunks_exact(k * PANEL).enumerate() {
-        for first in (0..m).step_by(kernel.rows()) {
-            let rows = (m - first).min(kernel.rows());
+        for first in (0..m).step_by(rows_per_pass) {
+            let rows = (m - first).min(rows_per_pass);
             let x = &x[first * k..];
             let dst = &mut dst[first * width + p * PANEL..];
             match kernel {
@@ -578,6 +635,7 @@ fn panel_product(
                 PanelKernel::Avx2 if rows == AVX2_ROWS => unsafe {
                     panel_rows_avx2(dst.as_mut_ptr(), width, x.as_ptr(), k, panel)
                 },
+                PanelKernel::Amx => unreachable!("AMX products are made whole above"),
                 PanelKernel::Avx2 => {
                     // The last few rows: through zero-padded copies, so the kernel stays 6 rows.
                     padded_x.clear();
@@ -964,39 +1022,64 @@ mod tests {
     }
 
     #[test]
-    fn every_product_matches_a_naive_loop_on_the_rounded_weights() {
-        // 3 panels of 16 columns; every row-group size of the panel kernels, and gemm's sizes.
-        let (k, n) = (7, 3 * PANEL);
-        let values: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.37).sin()).collect();
-        let weight = Weight::new(&values, k, n).unwrap();
-        assert_eq!(weight.panels.is_empty(), PanelKernel::detect().is_none());
-        let check = |label: &str, m: usize, x: &[f32], dst: &[f32]| {
-            for r in 0..m {
-                for c in 0..n {
-                    let expected: f32 =
-                        (0..k).map(|i| x[r * k + i] * weight.dense[i * n + c]).sum();
-                    let got = dst[r * n + c];
-                    assert!(
-                        (got - expected).abs() < 1e-5,
-                        "{label}, m {m} ({r}, {c}): {got} vs {expected}"
-                    );
+    fn every_product_matches_a_naive_loop_on_the_rounded_values() {
+        // 4 panels of 16 columns (2 AMX passes); a depth inside one AMX tile and one past it.
+        let n = 4 * PANEL;
+        let kernels = [PanelKernel::Amx, PanelKernel::Avx512, PanelKernel::Avx2];
+        for k in [7, 45] {
+            let values: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.37).sin()).collect();
+            // What each kernel multiplies: AVX the f16 weights and the input as it is; AMX
+            // both rounded to bf16.
+            let f16 = |v: f32| half::f16::from_f32(v).to_f32();
+            let bf16 = |v: f32| half::bf16::from_f32(v).to_f32();
+            let check = |label: &str,
+                         kernel: Option<PanelKernel>,
+                         m: usize,
+                         x: &[f32],
+                         dst: &[f32]| {
+                let (round_w, round_x): (&dyn Fn(f32) -> f32, &dyn Fn(f32) -> f32) = match kernel {
+                    Some(PanelKernel::Amx) => (&bf16, &bf16),
+                    _ => (&f16, &|v| v),
+                };
+                for r in 0..m {
+                    for c in 0..n {
+                        let expected: f64 = (0..k)
+                            .map(|i| f64::from(round_x(x[r * k + i]) * round_w(values[i * n + c])))
+                            .sum();
+                        let got = f64::from(dst[r * n + c]);
+                        assert!(
+                            (got - expected).abs() < 1e-5 * (1.0 + expected.abs()),
+                            "{label}, k {k}, m {m} ({r}, {c}): {got} vs {expected}"
+                        );
+                    }
                 }
-            }
-        };
-        for m in (1..=2 * AVX512_ROWS + 1).chain([SHORT_INPUT_TOKENS + 1]) {
-            let x: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.11).cos()).collect();
-            let mut dst = vec![f32::NAN; m * n];
-            weight.apply(&mut dst, &x, m);
-            check("apply", m, &x, &dst);
-            // Each kernel the CPU has, not only the one `apply` picks.
-            for kernel in [PanelKernel::Avx512, PanelKernel::Avx2] {
-                if kernel.supported() && m <= SHORT_INPUT_TOKENS {
-                    let mut dst = vec![f32::NAN; m * n];
-                    panel_product(kernel, &mut dst, &x, &weight.panels, m, k);
-                    check(&format!("{kernel:?}"), m, &x, &dst);
+            };
+            // Every row-group size of the AVX kernels, both AMX row blocks, and gemm's sizes.
+            for m in
+                (1..=2 * AVX512_ROWS + 1).chain([33, SHORT_INPUT_TOKENS, SHORT_INPUT_TOKENS + 1])
+            {
+                let x: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.11).cos()).collect();
+                // As `apply` picks, then each kernel the CPU has.
+                let weight = Weight::new(&values, k, n).unwrap();
+                assert_eq!(weight.kernel, PanelKernel::detect());
+                let mut dst = vec![f32::NAN; m * n];
+                weight.apply(&mut dst, &x, m);
+                let used = weight.kernel.filter(|_| m <= SHORT_INPUT_TOKENS);
+                check("apply", used, m, &x, &dst);
+                for kernel in kernels.into_iter().filter(|kernel| kernel.supported()) {
+                    if m <= SHORT_INPUT_TOKENS {
+                        let weight = Weight::for_kernel(&values, k, n, Some(kernel)).unwrap();
+                        let mut dst = vec![f32::NAN; m * n];
+                        panel_product(kernel, &mut dst, &x, &weight.panels, m, k);
+                        check(&format!("{kernel:?}"), Some(kernel), m, &x, &dst);
+                    }
                 }
             }
         }
+        // A width AMX's pairs of tiles do not divide: the AVX-512 panels, or gemm.
+        let values: Vec<f32> = (0..7 * 48).map(|i| (i as f32 * 0.37).sin()).collect();
+        let odd = Weight::for_kernel(&values, 7, 48, Some(PanelKernel::Amx)).unwrap();
+        assert_eq!(odd.kernel, None);
         let err = Weight::new(&[1.0, 1e6], 1, 2).err().unwrap();
         assert!(err.contains("1000000"), "{err}");
     }

@@ -15,7 +15,9 @@
 //! - the forward pass uses every core (rayon's pool) for its matrix products and element-wise
 //!   passes. It is synchronous: async callers run it on a blocking thread;
 //! - the weights are rounded to half precision, and a short input (a visitor's question) reads
-//!   them as f16: half the bytes to stream for a few tokens (`forward.rs`, `Weight`).
+//!   them as f16: half the bytes to stream for a few tokens (`forward.rs`, `Weight`); on CPUs
+//!   with AMX it is multiplied on the tiles in bf16 instead (`forward/amx.rs`,
+//!   [`short_input_kernel`]).
 
 mod forward;
 
@@ -192,6 +194,17 @@ impl MiniLm {
             .map_err(|err| Error::Model(format!("tokenizing: {err}")))?;
         Ok(encoding.len())
     }
+}
+
+/// Inputs of at most this many tokens (a batch's total) are short: [`short_input_kernel`].
+pub const SHORT_INPUT_TOKENS: usize = forward::SHORT_INPUT_TOKENS;
+
+/// How this CPU multiplies a short input (a question) by the weights:
+/// `"amx-bf16"`, `"avx512-f16"`, `"avx2-f16"`, or `"gemm"` like batches. With `amx-bf16` a
+/// short text's vector is within ~1e-3 per dimension of the batch path's (bf16 rounding of
+/// the weights and the input); with the others the two agree to float rounding.
+pub fn short_input_kernel() -> &'static str {
+    forward::short_input_kernel()
 }
 
 fn file_error(path: &Path, err: impl fmt::Display) -> Error {

@@ -41,6 +41,36 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
         .fold(0.0, f32::max)
 }
 
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// Whether `text` embedded alone goes through AMX's bf16 tiles: its vector then differs from
+/// the f16 weights' by bf16 rounding, not only float rounding.
+fn in_bf16_alone(model: &MiniLm, text: &str) -> bool {
+    chatpad_minilm::short_input_kernel() == "amx-bf16"
+        && model.count_tokens(text).unwrap() <= chatpad_minilm::SHORT_INPUT_TOKENS
+}
+
+/// Asserts that `alone`, `text`'s vector embedded alone, is `reference` up to `tolerance` per
+/// dimension — or, on the AMX path, up to bf16 rounding (measured on the evalset's 100
+/// questions: ≤ 9.5e-4 per dimension, cosine ≥ 0.999988).
+fn assert_alone_matches(
+    model: &MiniLm,
+    text: &str,
+    alone: &[f32],
+    reference: &[f32],
+    tolerance: f32,
+) {
+    let (diff, cosine) = (max_abs_diff(alone, reference), cosine(alone, reference));
+    let ok = if in_bf16_alone(model, text) {
+        diff < 2e-3 && cosine > 0.99995
+    } else {
+        diff < tolerance
+    };
+    assert!(ok, "{text:?} alone: diff {diff}, cosine {cosine}");
+}
+
 /// A long English text: `sentences` sentences of about 12 tokens each.
 fn long_text(sentences: usize) -> String {
     (0..sentences)
@@ -63,11 +93,7 @@ fn padding_in_a_batch_does_not_change_a_vector_and_order_is_kept() {
         "Refunds take five days.".to_owned(),
     ];
     let vectors = model.embed(&batch).unwrap();
-    assert!(
-        max_abs_diff(&alone, &vectors[1]) < 1e-4,
-        "diff {}",
-        max_abs_diff(&alone, &vectors[1])
-    );
+    assert_alone_matches(&model, short, &alone, &vectors[1], 1e-4);
 
     // Each text of a shuffled batch gets its own vector back, in input order.
     let singles: Vec<Vec<f32>> = {
@@ -81,10 +107,8 @@ fn padding_in_a_batch_does_not_change_a_vector_and_order_is_kept() {
     let shuffled: Vec<String> = shuffled_order.iter().map(|&i| batch[i].clone()).collect();
     let vectors = model.embed(&shuffled).unwrap();
     for (position, &original) in shuffled_order.iter().enumerate() {
-        assert!(
-            max_abs_diff(&vectors[position], &singles[original]) < 1e-4,
-            "position {position} is not text {original}"
-        );
+        let text = &batch[original];
+        assert_alone_matches(&model, text, &singles[original], &vectors[position], 1e-4);
     }
 }
 
@@ -175,15 +199,14 @@ fn the_fast_forward_pass_matches_candle_transformers_bert() {
         "Où est la gare ? 東京 🚀".to_owned(),
         String::new(),
     ];
-    // Together (gemm) and one by one (a short text takes the f16 panel kernel).
+    // Together (gemm) and one by one (a short text takes the short-input kernel).
     let batched = model.embed(&texts).unwrap();
     for (text, together) in texts.iter().zip(&batched) {
         let reference = reference_embedding(text, Precision::Half);
+        let diff = max_abs_diff(together, &reference);
+        assert!(diff < 1e-4, "{text:?} in the batch: diff {diff}");
         let alone = model.embed(std::slice::from_ref(text)).unwrap().remove(0);
-        for vector in [together, &alone] {
-            let diff = max_abs_diff(vector, &reference);
-            assert!(diff < 1e-4, "{text:?}: diff {diff}");
-        }
+        assert_alone_matches(&model, text, &alone, &reference, 1e-4);
     }
 }
 
@@ -197,10 +220,10 @@ fn half_precision_weights_barely_move_a_vector() {
     ] {
         let fast = model.embed(&[text]).unwrap().remove(0);
         let full = reference_embedding(text, Precision::Full);
-        let cosine: f32 = fast.iter().zip(&full).map(|(a, b)| a * b).sum();
-        let diff = max_abs_diff(&fast, &full);
+        let (cosine, diff) = (cosine(&fast, &full), max_abs_diff(&fast, &full));
         assert!(
-            cosine > 0.99999 && diff < 5e-4,
+            cosine > 0.99999 && diff < 5e-4
+                || in_bf16_alone(&model, text) && cosine > 0.99995 && diff < 2e-3,
             "{text:?}: cosine {cosine}, diff {diff}"
         );
     }

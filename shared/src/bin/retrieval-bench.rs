@@ -299,8 +299,20 @@ async fn main() -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
 
-    let question_texts: Vec<&str> = questions.iter().map(|q| q.question.as_str()).collect();
-    let question_vectors = embed_cache::embed(&model, &question_texts, args.cache.as_deref())?;
+    // Each question alone, as widget-chat embeds a visitor's: short inputs take the CPU's
+    // short-input kernel (on AMX, bf16 products), which a batch would not.
+    let question_vectors = questions
+        .iter()
+        .map(|q| {
+            Ok(model
+                .embed_blocking(std::slice::from_ref(&q.question))?
+                .remove(0))
+        })
+        .collect::<anyhow::Result<Vec<Vec<f32>>>>()?;
+    println!(
+        "questions embedded one by one (short-input kernel {})",
+        chatpad_minilm::short_input_kernel()
+    );
     if let Some(path) = &args.sql {
         let script =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;

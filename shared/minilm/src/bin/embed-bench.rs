@@ -212,7 +212,11 @@ fn main() -> Result<()> {
         model.embed(&question)?;
         best = best.min(started.elapsed().as_secs_f64());
     }
-    println!("one short question: {:.1} ms (best of 20)", best * 1e3);
+    println!(
+        "one short question: {:.1} ms (best of 20; short-input kernel {})",
+        best * 1e3,
+        chatpad_minilm::short_input_kernel()
+    );
     println!(
         "threads: rayon pool {}, available cores {}",
         rayon_threads(),
