@@ -41,7 +41,9 @@ use chatpad::ratelimit::NestedLimit;
 use chatpad::testing::http::{Part, Reply, Server};
 use chatpad::testing::{TestDb, aws_config, env_var, rate_limiter};
 use http_body_util::BodyExt;
-use lambda_http::{Body, Request};
+use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt};
 use pgvector::Vector;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -114,7 +116,12 @@ fn summary(label: &str, mut millis: Vec<f64>) {
     );
 }
 
+/// Visitor `visitor`'s question, from an address of its own (as a function URL reports it):
+/// the per-IP rate-limit item then holds one visitor, as for most real visitors.
 fn ask(agent: Uuid, visitor: usize, question: &str) -> Request {
+    let mut context = ApiGatewayV2httpRequestContext::default();
+    let [_, b, c, d] = (visitor as u32).to_be_bytes();
+    context.http.source_ip = Some(format!("10.{b}.{c}.{d}"));
     lambda_http::http::Request::builder()
         .method("POST")
         .uri("/")
@@ -124,6 +131,7 @@ fn ask(agent: Uuid, visitor: usize, question: &str) -> Request {
                 .to_string(),
         ))
         .expect("request")
+        .with_request_context(RequestContext::ApiGatewayV2(context))
 }
 
 #[tokio::main]
