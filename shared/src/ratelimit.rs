@@ -130,6 +130,26 @@ struct Known {
     used_up: bool,
 }
 
+impl Known {
+    /// `leased` requests to hand out until `window_end`.
+    fn leased(window_end: u64, leased: u32) -> Self {
+        Known {
+            window_end,
+            leased,
+            used_up: false,
+        }
+    }
+
+    /// Refused until `window_end`.
+    fn used_up(window_end: u64) -> Self {
+        Known {
+            window_end,
+            leased: 0,
+            used_up: true,
+        }
+    }
+}
+
 /// What an instance knows, by counter (limit, key and window).
 #[derive(Debug)]
 struct Memory {
@@ -199,20 +219,15 @@ impl RateLimiter {
             taken = 1;
             counted = self.count(&counter, taken, limit.max, window_end).await;
         }
-        let known = |leased, used_up| Known {
-            window_end,
-            leased,
-            used_up,
-        };
         match counted {
             Ok(true) => {
                 if taken > 1 {
-                    self.remember(counter, known(taken - 1, false));
+                    self.remember(counter, Known::leased(window_end, taken - 1));
                 }
                 Ok(())
             }
             Ok(false) => {
-                self.remember(counter, known(0, true));
+                self.remember(counter, Known::used_up(window_end));
                 Err(refused)
             }
             Err(err) => limiter_unavailable(limit.name, &err),
@@ -260,14 +275,7 @@ impl RateLimiter {
                 } else {
                     sub_counter
                 };
-                self.remember(
-                    used_up,
-                    Known {
-                        window_end: window.end,
-                        leased: 0,
-                        used_up: true,
-                    },
-                );
+                self.remember(used_up, Known::used_up(window.end));
                 Err(window.refused)
             }
             Err(err) => limiter_unavailable(limit.name, &err),
@@ -398,22 +406,14 @@ mod tests {
         RateLimiter::new(aws_sdk_dynamodb::Client::from_conf(config), "unused")
     }
 
-    fn used_up(window_end: u64) -> Known {
-        Known {
-            window_end,
-            leased: 0,
-            used_up: true,
-        }
-    }
-
     #[test]
     fn ended_windows_are_swept_out_and_live_ones_do_not_make_every_insert_sweep() {
         let limiter = limiter();
         let now = unix_now();
         for i in 0..SWEEP_AT_LEAST {
-            limiter.remember(format!("ended#{i}"), used_up(now - 1));
+            limiter.remember(format!("ended#{i}"), Known::used_up(now - 1));
         }
-        limiter.remember("live#0".into(), used_up(now + 60));
+        limiter.remember("live#0".into(), Known::used_up(now + 60));
         let counters = |limiter: &RateLimiter| limiter.memory().counters.len();
         assert_eq!(
             counters(&limiter),
@@ -425,7 +425,7 @@ mod tests {
         // A window with more live counters than the threshold: one sweep, then the next only
         // at twice what it kept.
         for i in 1..=SWEEP_AT_LEAST {
-            limiter.remember(format!("live#{i}"), used_up(now + 60));
+            limiter.remember(format!("live#{i}"), Known::used_up(now + 60));
         }
         assert_eq!(counters(&limiter), SWEEP_AT_LEAST + 1);
         assert_eq!(limiter.memory().sweep_at, 2 * SWEEP_AT_LEAST);

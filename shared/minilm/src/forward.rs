@@ -105,11 +105,11 @@ struct Weight {
 
 impl Weight {
     fn new(values: &[f32], k: usize, n: usize) -> Result<Self, String> {
-        Self::for_kernel(values, k, n, PanelKernel::detect())
+        Self::for_kernel(values, k, n, PanelKernel::for_width(n))
     }
 
     /// The weight with its short-input copy laid out for `kernel` (one the CPU has), when its
-    /// width suits the kernel.
+    /// width suits the kernel (gemm otherwise).
     fn for_kernel(
         values: &[f32],
         k: usize,
@@ -550,12 +550,20 @@ enum PanelKernel {
 }
 
 impl PanelKernel {
+    /// Every kernel, fastest first.
+    const ALL: [PanelKernel; 3] = [PanelKernel::Amx, PanelKernel::Avx512, PanelKernel::Avx2];
+
     /// The fastest kernel this CPU has, if any. Elsewhere — the arm64 Lambda functions
     /// included, for now — short inputs go through gemm like batches.
     fn detect() -> Option<Self> {
-        [PanelKernel::Amx, PanelKernel::Avx512, PanelKernel::Avx2]
+        Self::ALL.into_iter().find(|kernel| kernel.supported())
+    }
+
+    /// The fastest kernel this CPU has for a weight `n` columns wide.
+    fn for_width(n: usize) -> Option<Self> {
+        Self::ALL
             .into_iter()
-            .find(|kernel| kernel.supported())
+            .find(|kernel| kernel.supported() && n.is_multiple_of(kernel.columns()))
     }
 
     /// Whether this CPU has the kernel's instructions.
@@ -1025,7 +1033,6 @@ mod tests {
     fn every_product_matches_a_naive_loop_on_the_rounded_values() {
         // 4 panels of 16 columns (2 AMX passes); a depth inside one AMX tile and one past it.
         let n = 4 * PANEL;
-        let kernels = [PanelKernel::Amx, PanelKernel::Avx512, PanelKernel::Avx2];
         for k in [7, 45] {
             let values: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.37).sin()).collect();
             // What each kernel multiplies: AVX the f16 weights and the input as it is; AMX
@@ -1054,32 +1061,48 @@ mod tests {
                     }
                 }
             };
+            // As `apply` picks, and laid out for each kernel the CPU has.
+            let weight = Weight::new(&values, k, n).unwrap();
+            assert_eq!(weight.kernel, PanelKernel::detect());
+            let per_kernel: Vec<(PanelKernel, Weight)> = PanelKernel::ALL
+                .into_iter()
+                .filter(|kernel| kernel.supported())
+                .map(|kernel| {
+                    (
+                        kernel,
+                        Weight::for_kernel(&values, k, n, Some(kernel)).unwrap(),
+                    )
+                })
+                .collect();
             // Every row-group size of the AVX kernels, both AMX row blocks, and gemm's sizes.
             for m in
                 (1..=2 * AVX512_ROWS + 1).chain([33, SHORT_INPUT_TOKENS, SHORT_INPUT_TOKENS + 1])
             {
                 let x: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.11).cos()).collect();
-                // As `apply` picks, then each kernel the CPU has.
-                let weight = Weight::new(&values, k, n).unwrap();
-                assert_eq!(weight.kernel, PanelKernel::detect());
                 let mut dst = vec![f32::NAN; m * n];
                 weight.apply(&mut dst, &x, m);
                 let used = weight.kernel.filter(|_| m <= SHORT_INPUT_TOKENS);
                 check("apply", used, m, &x, &dst);
-                for kernel in kernels.into_iter().filter(|kernel| kernel.supported()) {
-                    if m <= SHORT_INPUT_TOKENS {
-                        let weight = Weight::for_kernel(&values, k, n, Some(kernel)).unwrap();
-                        let mut dst = vec![f32::NAN; m * n];
-                        panel_product(kernel, &mut dst, &x, &weight.panels, m, k);
-                        check(&format!("{kernel:?}"), Some(kernel), m, &x, &dst);
-                    }
+                if m > SHORT_INPUT_TOKENS {
+                    continue;
+                }
+                for (kernel, weight) in &per_kernel {
+                    let mut dst = vec![f32::NAN; m * n];
+                    panel_product(*kernel, &mut dst, &x, &weight.panels, m, k);
+                    check(&format!("{kernel:?}"), Some(*kernel), m, &x, &dst);
                 }
             }
         }
-        // A width AMX's pairs of tiles do not divide: the AVX-512 panels, or gemm.
+        // A width AMX's pairs of tiles do not divide: the next kernel the CPU has, or gemm.
         let values: Vec<f32> = (0..7 * 48).map(|i| (i as f32 * 0.37).sin()).collect();
-        let odd = Weight::for_kernel(&values, 7, 48, Some(PanelKernel::Amx)).unwrap();
-        assert_eq!(odd.kernel, None);
+        let narrow = Weight::new(&values, 7, 48).unwrap();
+        let avx = [PanelKernel::Avx512, PanelKernel::Avx2];
+        assert_eq!(
+            narrow.kernel,
+            avx.into_iter().find(|kernel| kernel.supported())
+        );
+        let forced = Weight::for_kernel(&values, 7, 48, Some(PanelKernel::Amx)).unwrap();
+        assert_eq!(forced.kernel, None);
         let err = Weight::new(&[1.0, 1e6], 1, 2).err().unwrap();
         assert!(err.contains("1000000"), "{err}");
     }

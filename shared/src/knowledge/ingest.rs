@@ -260,8 +260,8 @@ impl Ingestor {
             }
         }
         // The agent's word statistics follow its chunks, and its vector index its size (it
-        // may have grown past the exact-search size). The source is ready whatever happens here: a failed sync is
-        // retried after the next source.
+        // may have grown past the exact-search size). The source is ready whatever happens
+        // here: a failed sync is retried after the next source.
         if let Err(err) = sync_search(&mut client, caller, source.agent_id).await {
             tracing::warn!(agent = %source.agent_id, error = %err, "agent search indexes not synced");
         }
